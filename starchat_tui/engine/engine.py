@@ -1,0 +1,220 @@
+"""The engine: one loaded model that streams replies to a conversation, turn after turn."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..chat.conversation import Conversation
+from ..chat.template import END_TOKEN, SYSTEM_TOKEN, USER_TOKEN
+from .cache import PrefixCache
+from .generation import resolve_generation_options
+from .loading import (
+    Progress,
+    choose_device,
+    choose_dtype,
+    load_config,
+    load_model,
+    load_tokenizer,
+    quiet_transformers,
+    resolve_source,
+)
+from .prompt import PromptRenderer, context_limit_of
+
+# Special tokens that end a turn in common chat formats; only those the tokenizer has as added tokens count.
+# A StarChat model that writes <|user|> or <|system|> has started inventing the next turn: stop there too.
+END_OF_TURN_TOKENS = (END_TOKEN, USER_TOKEN, SYSTEM_TOKEN, "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>")
+
+
+@dataclass
+class GenerationStats:
+    """Numbers about the last reply."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float = 0.0
+    tokens_per_s: float = 0.0
+    dropped_turns: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine:
+    """A model, its tokenizer and the KV cache of the conversation it last answered."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, model_name: str, context_limit: int | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.renderer = PromptRenderer(tokenizer, context_limit or context_limit_of(model.config, tokenizer))
+        self.device = str(model.device)
+        self.dtype = str(model.dtype).removeprefix("torch.")
+        self.stats = GenerationStats()
+        self.warnings: list[str] = []
+        self._cache = PrefixCache(model)
+        self._cancel = threading.Event()
+        self._busy = threading.Lock()
+        self._stop_ids, self._stop_strings = self._stopping_rules()
+
+    @property
+    def context_limit(self) -> int:
+        return self.renderer.context_limit
+
+    def _stopping_rules(self) -> tuple[list[int], list[str]]:
+        added = self.tokenizer.get_added_vocab()
+        stop_ids = {added[token] for token in END_OF_TURN_TOKENS if token in added}
+        # Released StarChat configs carry eos 0; the tokenizer's <|end|> is what ends a turn.
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        stop_ids.update([configured] if isinstance(configured, int) else configured or [])
+        if self.tokenizer.eos_token_id is not None:
+            stop_ids.add(self.tokenizer.eos_token_id)
+        # A base model under the StarChat template has no <|end|> token: stop on the text instead.
+        needs_text_stop = not self.renderer.uses_own_template and END_TOKEN not in added
+        return sorted(stop_ids), [END_TOKEN] if needs_text_stop else []
+
+    def cancel(self) -> None:
+        """Stop the reply being generated, from any thread; it ends after the current decode step."""
+        self._cancel.set()
+
+    def reset_cache(self) -> None:
+        self._cache.reset()
+
+    def stream(self, conversation: Conversation, **generation_options: Any) -> Iterator[str]:
+        """Yield the reply to ``conversation`` as it is generated, then append it to the conversation.
+
+        The reply is appended when the stream ends, with ``"interrupted": True`` when it was cancelled
+        or the consumer stopped reading. An error in generation is raised here, in the consumer.
+        """
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("this engine is already generating; cancel() it or wait for the reply")
+        try:
+            yield from self._stream(conversation, generation_options)
+        finally:
+            self._busy.release()
+
+    def _stream(self, conversation: Conversation, overrides: dict[str, Any]) -> Iterator[str]:
+        import torch
+
+        from .streaming import CancelCriterion, ChunkStreamer
+
+        options = resolve_generation_options(overrides)
+        max_new_tokens = options.pop("max_new_tokens")
+        self._cancel.clear()
+        self.warnings = []
+        started = time.perf_counter()
+
+        fitted = self.renderer.fit(conversation.messages, max_new_tokens)
+        if fitted.dropped:
+            self.warnings.append(
+                f"dropped the {fitted.dropped_turns} oldest turn(s) ({len(fitted.dropped)} messages) from what the "
+                f"model sees, to fit its {self.context_limit}-token context; they stay in the conversation"
+            )
+        prompt_ids = self.renderer.encode(self.renderer.render_prompt(fitted.messages))
+        max_new_tokens = min(max_new_tokens, self.context_limit - len(prompt_ids))
+        cache, cached = self._cache.prepare(prompt_ids)
+
+        streamer = ChunkStreamer(self.tokenizer, self._stop_ids)
+        if self._stop_strings:
+            options.update(stop_strings=self._stop_strings, tokenizer=self.tokenizer)
+        device = self.model.device
+        inputs = torch.tensor([prompt_ids], device=device)
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    output = self.model.generate(
+                        input_ids=inputs,
+                        attention_mask=torch.ones_like(inputs),
+                        past_key_values=cache,
+                        streamer=streamer,
+                        stopping_criteria=[CancelCriterion(self._cancel)],
+                        max_new_tokens=max_new_tokens,
+                        eos_token_id=self._stop_ids,
+                        pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0],
+                        **options,
+                    )
+                outcome["ids"] = output[0].tolist()
+            except BaseException as error:  # the consumer re-raises it; nothing may hang
+                streamer.fail(error)
+            finally:
+                streamer.end()
+
+        worker = threading.Thread(target=work, name="starchat-generate", daemon=True)
+        worker.start()
+        pieces: list[str] = []
+        at_start = True
+        finished = False
+        try:
+            for chunk in streamer:
+                if at_start:
+                    # The StarChat prompt ends at "<|assistant|>"; the model's first "\n" belongs to the header.
+                    at_start = False
+                    chunk = chunk.removeprefix("\n")
+                    if not chunk:
+                        continue
+                pieces.append(chunk)
+                yield chunk
+            finished = True
+        finally:
+            if not finished:  # the consumer stopped reading, or generation failed
+                self._cancel.set()
+            worker.join()
+            if "ids" not in outcome:
+                # A failed generate may have left the cache half-written; the error reaches the consumer.
+                self._cache.reset()
+            else:
+                self._cache.commit(outcome["ids"])
+                reply = "".join(pieces)
+                if self._stop_strings:
+                    reply = reply.removesuffix(END_TOKEN)
+                extra = {"interrupted": True} if self._cancel.is_set() else {}
+                conversation.add("assistant", reply, **extra)
+                new_tokens = len(outcome["ids"]) - len(prompt_ids)
+                self._record_stats(started, streamer, len(prompt_ids), cached, new_tokens, fitted.dropped_turns)
+
+    def _record_stats(self, started: float, streamer: Any, prompt: int, cached: int, new: int, dropped: int) -> None:
+        first, last = streamer.first_token_at, streamer.last_token_at
+        ttft = (first - started) if first else 0.0
+        if first and last and new > 1 and last > first:
+            rate = (new - 1) / (last - first)
+        else:
+            rate = new / max(time.perf_counter() - started, 1e-9)
+        self.stats = GenerationStats(prompt, cached, new, ttft, rate, dropped)
+
+
+def load_engine(
+    model: str,
+    *,
+    device: str | None = "auto",
+    dtype: str | None = "auto",
+    quantize: str | None = None,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> Engine:
+    """Load a model by Hub id or local folder ("demo" for the offline demo model) into an Engine."""
+    report = progress or (lambda step: None)
+    started = time.perf_counter()
+    report(f"{model}: loading libraries")
+    chosen_device = choose_device(device)
+    quiet_transformers(chosen_device)
+    source = resolve_source(model, report)
+    chosen_dtype = choose_dtype(chosen_device, dtype)
+    report(f"{model}: loading the tokenizer")
+    tokenizer = load_tokenizer(source, trust_remote_code)
+    config = load_config(source, trust_remote_code)
+    dtype_name = str(chosen_dtype).removeprefix("torch.")
+    report(f"{model}: loading weights ({chosen_device}, {dtype_name}{', ' + quantize if quantize else ''})")
+    loaded = load_model(source, chosen_device, chosen_dtype, quantize, trust_remote_code)
+    engine = Engine(loaded, tokenizer, model_name=model, context_limit=context_limit_of(config, tokenizer))
+    if source.is_demo:
+        from ..demo import DEMO_NOTE
+
+        report(f"note: {DEMO_NOTE}")
+    report(f"{model}: ready in {time.perf_counter() - started:.1f} s ({engine.device}, {engine.dtype})")
+    return engine

@@ -1,0 +1,94 @@
+"""The bridge between ``generate`` on a worker thread and the consumer of text chunks.
+
+Two traps shape this module. ``generate`` calls ``streamer.end()`` only when it returns normally, so
+an exception would leave the consumer waiting forever; here the worker forwards the exception through
+the queue. And a thread cannot be killed, so cancelling is a stopping criterion that the decode loop
+checks after every step, which also leaves the KV cache consistent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, TextIteratorStreamer
+
+
+class CancelCriterion(StoppingCriteria):
+    """Stops generation after the current step once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class WorkerFailed:
+    """Carries an exception from the worker thread through the text queue."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class ChunkStreamer(TextIteratorStreamer):
+    """A TextIteratorStreamer that forwards worker errors, ends once, drops empty chunks and keeps timings.
+
+    Only the stop tokens are left out of the text. Other special tokens a model emits stay in as text,
+    so the reply re-renders to the very ids the model produced and the KV cache stays reusable.
+    """
+
+    def __init__(self, tokenizer: Any, stop_ids: list[int]) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=False)
+        self._stop_ids = torch.tensor(stop_ids, dtype=torch.long)
+        self._ended = False
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self.token_puts = 0
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.next_tokens_are_prompt:
+            self.next_tokens_are_prompt = False
+            return
+        now = time.perf_counter()
+        if self.first_token_at is None:
+            self.first_token_at = now
+        self.last_token_at = now
+        self.token_puts += 1
+        ids = value.reshape(-1)
+        self.token_cache.extend(ids[~torch.isin(ids, self._stop_ids.to(ids.device))].tolist())
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        if text.endswith("\n"):
+            self.on_finalized_text(text[self.print_len :])
+            self.token_cache, self.print_len = [], 0
+            return
+        # The base class waits for a space, which stalls text with none (minified code, CJK, a rambling
+        # model). Only a trailing incomplete UTF-8 sequence is unstable, so hold back just that.
+        stable = text.rstrip("\ufffd")
+        self.on_finalized_text(stable[self.print_len :])
+        self.print_len = len(stable)
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        # The base class queues "" for most tokens; waking the consumer for nothing costs a context switch.
+        if text:
+            self.text_queue.put(text, timeout=self.timeout)
+        if stream_end:
+            self.text_queue.put(self.stop_signal, timeout=self.timeout)
+
+    def fail(self, error: BaseException) -> None:
+        self.text_queue.put(WorkerFailed(error))
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            super().end()
+
+    def __next__(self) -> str:
+        value = self.text_queue.get(timeout=self.timeout)
+        if isinstance(value, WorkerFailed):
+            raise value.error
+        if value is self.stop_signal:
+            raise StopIteration()
+        return value

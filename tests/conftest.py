@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny real models built once per test run, and an isolated home for every test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(models_dir) -> str:
+    """A tiny trained GPTBigCode model whose tokenizer carries the StarChat chat_template."""
+    from starchat_tui.demo.tiny import build_tiny_model
+
+    return str(build_tiny_model(models_dir / "tiny", chat_template=True))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_plain(models_dir) -> str:
+    """The same kind of model with no chat_template: the engine must fall back to the StarChat format."""
+    from starchat_tui.demo.tiny import build_tiny_model
+
+    return str(build_tiny_model(models_dir / "tiny-plain", chat_template=False))
+
+
+@pytest.fixture(scope="session")
+def random_model(models_dir) -> str:
+    """An untrained tiny model: it rambles on without ending its turn, which long-answer tests need."""
+    from starchat_tui.demo.tiny import build_tiny_model
+
+    return str(build_tiny_model(models_dir / "random", train_steps=0, seed=1))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own config, data and cache folders, and the Hub is off limits."""
+    home = tmp_path / "home"
+    for kind in ("config", "data", "cache"):
+        folder = home / kind
+        folder.mkdir(parents=True)
+        monkeypatch.setenv(f"STARCHAT_TUI_{kind.upper()}_DIR", str(folder))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    for name in list(os.environ):
+        if name.startswith("STARCHAT_TUI_") and not name.endswith("_DIR"):
+            monkeypatch.delenv(name)
+    return home
+
+
+@pytest.fixture
+def cli_env(isolated_home) -> dict[str, str]:
+    """The environment for running starchat-tui as a subprocess inside the isolated home."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def starchat_cmd() -> list[str]:
+    """The command line that runs the installed CLI with this interpreter."""
+    return [sys.executable, "-m", "starchat_tui"]
