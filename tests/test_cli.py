@@ -73,7 +73,7 @@ def test_piped_input_is_attached_as_a_fenced_block(starchat_cmd, cli_env, tiny_m
     assert result.stdout.decode() == (
         "<|system|>\nBe brief<|end|>\n<|user|>\nexplain this\n\nstdin:\n```\n"
         + code.decode()
-        + "```<|end|>\n<|assistant|>"
+        + "```<|end|>\n<|assistant|>\n"
     )
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from starchat_tui import Conversation, load_engine
-from starchat_tui.chat.template import END_TOKEN, render
+from starchat_tui.chat.template import END_TOKEN, render, render_for_generation
 from starchat_tui.errors import ModelLoadError, UsageError
 
 GREEDY = {"temperature": 0}
@@ -54,13 +54,13 @@ def test_stops_at_end_token_from_the_tokenizer_not_the_config(engine, tiny_model
     assert engine.stats.new_tokens < 60
 
     # The same prompt through bare generate, which only knows eos 0, runs past <|end|>.
-    prompt = engine.tokenizer(render([{"role": "user", "content": "hello"}]), return_tensors="pt")
+    prompt = engine.tokenizer(render_for_generation([{"role": "user", "content": "hello"}]), return_tensors="pt")
     with torch.inference_mode():
         bare = engine.model.generate(**prompt, max_new_tokens=60, do_sample=False)[0, prompt["input_ids"].shape[1]:].tolist()
     assert end_id in bare
     stop = bare.index(end_id)
     assert engine.stats.new_tokens == stop + 1
-    assert reply["content"] == engine.tokenizer.decode(bare[:stop]).removeprefix("\n")
+    assert reply["content"] == engine.tokenizer.decode(bare[:stop])
     assert END_TOKEN not in reply["content"]
 
 
@@ -68,7 +68,7 @@ def test_plain_tokenizer_falls_back_to_the_starchat_template(tiny_model_plain):
     engine = load_engine(tiny_model_plain)
     assert not engine.renderer.uses_own_template
     messages = [{"role": "user", "content": "hi"}]
-    assert engine.renderer.render_prompt(messages) == render(messages)
+    assert engine.renderer.render_prompt(messages) == render(messages) + "\n"
 
 
 def test_a_tokenizer_with_its_own_template_uses_it(tiny_model, tmp_path):
@@ -106,7 +106,7 @@ def test_the_next_turn_prefills_only_its_new_tokens(engine):
         ask(engine, conversation, max_new_tokens=40)
         assert engine.stats.new_tokens < 40, "each reply must end with <|end|> for this count to hold"
     # The last generated token (the stop token) was never fed back, so the tail starts with the <|end|>.
-    new_tail = engine.renderer.count_tokens("<|end|>\n<|user|>\nReverse a string in Python.<|end|>\n<|assistant|>")
+    new_tail = engine.renderer.count_tokens("<|end|>\n<|user|>\nReverse a string in Python.<|end|>\n<|assistant|>\n")
     assert engine.stats.cached_tokens == engine.stats.prompt_tokens - new_tail
 
 
@@ -167,7 +167,7 @@ def test_cancel_from_another_thread_stops_within_250ms(rambler):
     assert stopped_at[0] - cancelled_at[0] < 0.25
     reply = conversation.messages[-1]
     assert reply["role"] == "assistant" and reply["interrupted"] is True
-    assert reply["content"].startswith("".join(received[:3]).removeprefix("\n")[:5])
+    assert reply["content"].startswith("".join(received[:3]))
     assert rambler.stats.new_tokens < 900
 
 

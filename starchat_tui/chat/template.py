@@ -87,3 +87,14 @@ def render(messages: Iterable[Mapping[str, object]], *, add_generation_prompt: b
     if add_generation_prompt:
         parts.append(ASSISTANT_TOKEN)
     return "".join(parts)
+
+
+def render_for_generation(messages: Iterable[Mapping[str, object]]) -> str:
+    """The prompt an engine feeds: the generation prompt plus the newline that completes the assistant header.
+
+    StarChat models generate that newline themselves, with near certainty, so feeding it changes nothing
+    for them. Models trained with the ``<|assistant|>\n`` header masked, as starchat-tui trains them, were
+    never taught to produce it and need it given. Either way the reply then re-renders to exactly the
+    tokens the model saw, so the next turn reuses the whole KV cache.
+    """
+    return render(messages, add_generation_prompt=True) + "\n"

@@ -60,7 +60,10 @@ meaningless replies. For real answers run `starchat-tui -m HuggingFaceH4/starcha
 
 
 def train_tokenizer(vocab_size: int = 1024):
-    """A byte-level BPE tokenizer with StarChat's special tokens, trained on the built-in corpus."""
+    """A byte-level BPE tokenizer with StarChat's special tokens, trained on the built-in corpus.
+
+    With ``vocab_size`` at 261 or less it learns no merges: one token per byte.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -95,6 +98,7 @@ def build_tiny_model(
     n_embd: int = 64,
     n_layer: int = 2,
     n_positions: int = 1024,
+    vocab_size: int = 1024,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Build, train briefly and save a tiny StarChat-style model at ``path``; return the folder."""
@@ -107,7 +111,7 @@ def build_tiny_model(
     torch.manual_seed(seed)
 
     report("training the tokenizer")
-    tokenizer = train_tokenizer()
+    tokenizer = train_tokenizer(vocab_size)
     config = GPTBigCodeConfig(
         vocab_size=len(tokenizer),
         n_positions=n_positions,
@@ -159,8 +163,14 @@ def train_briefly(model, tokenizer, steps: int) -> None:
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     model.train()
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    # A model this small trains faster on one thread, and a second one only spins against a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            loss = model(**batch, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)

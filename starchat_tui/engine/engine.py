@@ -21,6 +21,7 @@ from .loading import (
     load_tokenizer,
     quiet_transformers,
     resolve_source,
+    set_cpu_threads,
 )
 from .prompt import PromptRenderer, context_limit_of
 
@@ -148,16 +149,9 @@ class Engine:
         worker = threading.Thread(target=work, name="starchat-generate", daemon=True)
         worker.start()
         pieces: list[str] = []
-        at_start = True
         finished = False
         try:
             for chunk in streamer:
-                if at_start:
-                    # The StarChat prompt ends at "<|assistant|>"; the model's first "\n" belongs to the header.
-                    at_start = False
-                    chunk = chunk.removeprefix("\n")
-                    if not chunk:
-                        continue
                 pieces.append(chunk)
                 yield chunk
             finished = True
@@ -202,6 +196,7 @@ def load_engine(
     started = time.perf_counter()
     report(f"{model}: loading libraries")
     chosen_device = choose_device(device)
+    set_cpu_threads(chosen_device)
     quiet_transformers(chosen_device)
     source = resolve_source(model, report)
     chosen_dtype = choose_dtype(chosen_device, dtype)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,17 @@ def choose_device(requested: str | None) -> str:
     return "cpu"
 
 
+def set_cpu_threads(device: str) -> None:
+    """On CPU, leave one core to the UI: OpenMP threads spin while they wait, and a busy UI thread
+    beside a full set of them slowed decoding several-fold in our measurements. OMP_NUM_THREADS wins."""
+    if device != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, available - 1))
+
+
 def choose_dtype(device: str, requested: str | None) -> Any:
     import torch
 
@@ -227,3 +239,6 @@ def quiet_transformers(device: str | None = None) -> None:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    if not sys.stderr.isatty():
+        # Progress bars redraw with carriage returns: noise in a log file, and under a full-screen app.
+        logging.disable_progress_bar()

@@ -41,7 +41,9 @@ class PromptRenderer:
 
     @property
     def uses_own_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
+        """True for a tokenizer with a chat template of its own, not the StarChat one."""
+        own = getattr(self.tokenizer, "chat_template", None)
+        return bool(own) and own != template.CHAT_TEMPLATE
 
     @property
     def template_source(self) -> str:
@@ -51,7 +53,9 @@ class PromptRenderer:
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
         if self.uses_own_template:
             return self.tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
-        return template.render(plain, add_generation_prompt=add_generation_prompt)
+        if add_generation_prompt:
+            return template.render_for_generation(plain)
+        return template.render(plain, add_generation_prompt=False)
 
     def encode(self, text: str) -> list[int]:
         # The template writes any BOS itself; letting the tokenizer add another would double it.

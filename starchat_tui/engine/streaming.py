@@ -43,6 +43,7 @@ class ChunkStreamer(TextIteratorStreamer):
     def __init__(self, tokenizer: Any, stop_ids: list[int]) -> None:
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=False)
         self._stop_ids = torch.tensor(stop_ids, dtype=torch.long)
+        self._read = 0
         self._ended = False
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
@@ -59,16 +60,23 @@ class ChunkStreamer(TextIteratorStreamer):
         self.token_puts += 1
         ids = value.reshape(-1)
         self.token_cache.extend(ids[~torch.isin(ids, self._stop_ids.to(ids.device))].tolist())
-        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
-        if text.endswith("\n"):
-            self.on_finalized_text(text[self.print_len :])
-            self.token_cache, self.print_len = [], 0
-            return
-        # The base class waits for a space, which stalls text with none (minified code, CJK, a rambling
-        # model). Only a trailing incomplete UTF-8 sequence is unstable, so hold back just that.
-        stable = text.rstrip("\ufffd")
-        self.on_finalized_text(stable[self.print_len :])
-        self.print_len = len(stable)
+        self._emit_stable_text()
+
+    def _emit_stable_text(self) -> None:
+        """Decode only a window behind the new tokens, not the whole reply.
+
+        ``self.print_len`` marks where the window starts, ``self._read`` how far text has been emitted.
+        Decoding the window twice, with and without the new tokens, gives exactly the new text, spaces
+        that tokenizers attach to the next word included. The base class waits for a space, which stalls
+        text with none (minified code, CJK, a rambling model); only an incomplete UTF-8 sequence (U+FFFD
+        at the end) has to wait here.
+        """
+        start, read = self.print_len, self._read
+        before = self.tokenizer.decode(self.token_cache[start:read], **self.decode_kwargs)
+        after = self.tokenizer.decode(self.token_cache[start:], **self.decode_kwargs)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.on_finalized_text(after[len(before) :])
+            self.print_len, self._read = read, len(self.token_cache)
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         # The base class queues "" for most tokens; waking the consumer for nothing costs a context switch.
@@ -81,9 +89,13 @@ class ChunkStreamer(TextIteratorStreamer):
         self.text_queue.put(WorkerFailed(error))
 
     def end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            super().end()
+        if self._ended:
+            return
+        self._ended = True
+        # Whatever is still held back (an incomplete character at the very end) goes out as it is.
+        tail = self.tokenizer.decode(self.token_cache[self.print_len :], **self.decode_kwargs)
+        held = self.tokenizer.decode(self.token_cache[self.print_len : self._read], **self.decode_kwargs)
+        self.on_finalized_text(tail[len(held) :], stream_end=True)
 
     def __next__(self) -> str:
         value = self.text_queue.get(timeout=self.timeout)
