@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("starchat_tui.sandbox.command", "run a snippet in the sandbox and print its output"),
     "doctor": ("starchat_tui.doctor", "show the sandbox backend, the device and why they were chosen"),
     "train": ("starchat_tui.training.command", "fine-tune a model on dialogues (needs the train extra)"),
+    "demo": ("starchat_tui.demo.command", "build the offline demo model if needed, then chat with it"),
+    "eval": ("starchat_tui.eval.command", "measure a model: pass@k on coding tasks in the sandbox, or a pairwise judge"),
 }
 
 DESCRIPTION = """\
@@ -77,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--print", action="store_true", help="print the answer to stdout and exit")
     parser.add_argument("--json", action="store_true", help="with -p: print one JSON object with the reply and stats")
     parser.add_argument("--plain", action="store_true", help="a line-mode prompt instead of the full-screen app")
+    sessions = parser.add_mutually_exclusive_group()
+    sessions.add_argument("-c", "--continue", dest="continue_last", action="store_true", help="continue the last session")
+    sessions.add_argument("--session", metavar="ID", help="continue the session with this ID (or an ID prefix)")
     parser.add_argument("--version", action="version", version=f"starchat-tui {__version__}")
     add_model_flags(parser)
     return parser
@@ -230,16 +235,29 @@ def main_prompt(args: argparse.Namespace) -> int:
         return answer(settings, instruction, attachments, as_json=args.json, dry_run=args.dry_run)
     if args.json:
         raise UsageError("--json goes with -p/--print")
-    return open_interactive(settings, instruction, attachments, plain=args.plain)
+    return open_interactive(settings, instruction, attachments, args)
 
 
-def open_interactive(settings, instruction: str, attachments: list, *, plain: bool) -> int:
-    if not (sys.stdout.isatty() and (sys.stdin.isatty() or attachments)):
+def open_interactive(settings, instruction: str, attachments: list, args: argparse.Namespace) -> int:
+    """The full-screen app, or line mode with --plain; both reopen the terminal after a drained pipe."""
+    if not sys.stdout.isatty():
         raise UsageError("no terminal to open the chat in: use -p to print an answer instead")
-    raise UsageError(
-        "the full-screen chat app is not part of this build yet; use -p for print mode, "
-        "for example: starchat-tui -p \"how do I sort a list in Python?\""
-    )
+    if args.plain:
+        from .repl import run_repl
+
+        session_id = args.session
+        if args.continue_last:
+            from .store import SessionStore
+
+            last = SessionStore().last_session()
+            session_id = last.id if last else None
+        overrides = [name for name in ("model", "system") if getattr(args, name)]
+        if args.option:
+            overrides.append("generation")
+        return run_repl(settings, instruction, attachments, session_id, overrides=overrides)
+    from .ui.launch import run_app
+
+    return run_app(settings, instruction, attachments, session_id=args.session, continue_last=args.continue_last)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+"""Saved sessions: SQLite storage, transcripts (Markdown, JSON, JSONL) and the `history` command.
+
+    from starchat_tui.store import SessionStore, Session
+
+    store = SessionStore()                       # data_dir()/sessions.db
+    session = store.create_session("demo")
+    store.add_message(session.id, "user", "hello")
+"""
+
+from .sessions import Session, SessionStore
+
+__all__ = ["Session", "SessionStore"]

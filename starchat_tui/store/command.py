@@ -1,0 +1,270 @@
+"""`starchat-tui history`: list, show, search, export, import, rename and remove saved sessions.
+
+Everything printed that came from a user or a model goes through ``make_inert``, so a transcript that
+holds escape sequences cannot drive the terminal. Exports are the exception when they go to a file or a
+pipe: they are data and must round-trip byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from ..chat.inert import make_inert
+from ..errors import EXIT_CODES_HELP, EXIT_OK, UsageError
+from . import transcripts
+from .sessions import Session, SessionStore, fts_query
+
+# A shorter prefix is too easy to mistype for a command that deletes.
+RM_PREFIX_MIN = 4
+
+EPILOG = f"""\
+examples:
+  starchat-tui history                          list sessions, newest first
+  starchat-tui history show 3f2a                show one (any unique prefix of its ID)
+  starchat-tui history search asyncio
+  starchat-tui history export 3f2a -o chat.md   Markdown that imports back to the same messages
+  starchat-tui history export --all --format jsonl -o data.jsonl   training data
+  starchat-tui history import chat.md
+
+{EXIT_CODES_HELP}"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the fix, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="starchat-tui history", description="Saved sessions: every chat is saved as it happens.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # cli.main reads --debug wherever it stands; accept it after the subcommand too.
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    commands = _Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"), common)
+
+    listing = commands.add_parser("list", help="one line per session, newest first: ID, date, model, title")
+    listing.add_argument("-n", "--limit", type=int, help="show only the N most recent")
+
+    show = commands.add_parser("show", help="print a session's messages")
+    show.add_argument("id", metavar="ID", help="a session ID or a unique prefix of one")
+
+    search = commands.add_parser("search", help="sessions whose messages contain every word of TEXT")
+    search.add_argument("text", nargs="+", metavar="TEXT")
+    search.add_argument("-n", "--limit", type=int, default=50, help="at most N sessions (default 50)")
+
+    export = commands.add_parser("export", help="write sessions as Markdown, JSON or JSONL")
+    export.add_argument("ids", nargs="*", metavar="ID", help="sessions to export")
+    export.add_argument("--all", action="store_true", help="export every session, oldest first")
+    export.add_argument("-f", "--format", choices=transcripts.FORMATS,
+                        help="md, json or jsonl (the datasets messages format); by default from -o's extension, "
+                             "else md for one session and jsonl for several")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+
+    imports = commands.add_parser("import", help="save the conversations in FILE as new sessions; prints their IDs")
+    imports.add_argument("files", nargs="+", metavar="FILE", help="md, json or jsonl files; - reads stdin")
+    imports.add_argument("-f", "--format", choices=transcripts.FORMATS, help="the format (default: from the extension)")
+    imports.add_argument("--model", default="unknown", help="the model to record when the file names none")
+
+    rename = commands.add_parser("rename", help="give a session a title; an empty title restores the automatic one")
+    rename.add_argument("id", metavar="ID")
+    rename.add_argument("title", nargs="*", metavar="TITLE")
+
+    remove = commands.add_parser("rm", help="delete sessions")
+    remove.add_argument("ids", nargs="+", metavar="ID", help=f"IDs, or prefixes of at least {RM_PREFIX_MIN} characters")
+
+    commands.add_parser("path", help="print where the sessions database is")
+    return parser
+
+
+class _Subcommands:
+    """add_subparsers() with shared flags added to every subcommand."""
+
+    def __init__(self, action: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+        self._action = action
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self._action.add_parser(name, parents=[self._common], **kwargs)
+
+
+def main(argv: Sequence[str], debug: bool = False) -> int:
+    args = build_parser().parse_args(list(argv))
+    command = args.command or "list"
+    if command == "list" and not hasattr(args, "limit"):
+        args.limit = None
+    store = SessionStore()
+    try:
+        handler = {
+            "list": list_sessions, "show": show, "search": search, "export": export,
+            "import": import_files, "rename": rename, "rm": remove, "path": path,
+        }[command]
+        return handler(store, args)
+    finally:
+        store.close()
+
+
+# -- output helpers -------------------------------------------------------------------------------
+
+
+def local_time(stamp: datetime) -> str:
+    return stamp.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def session_line(session: Session, model_width: int = 0) -> str:
+    title = make_inert(session.title) if session.title else "(no messages yet)"
+    model = make_inert(session.model).ljust(model_width)
+    return f"{session.id}  {local_time(session.updated_at)}  {model}  {title}"
+
+
+def note(text: str) -> None:
+    print(f"starchat-tui: {text}", file=sys.stderr)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def list_sessions(store: SessionStore, args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    sessions = store.list_sessions(limit=args.limit)
+    if not sessions:
+        note("no saved sessions yet; start one with `starchat-tui`")
+        return EXIT_OK
+    width = min(40, max(len(s.model) for s in sessions))
+    for session in sessions:
+        print(session_line(session, width))
+    return EXIT_OK
+
+
+def show(store: SessionStore, args: argparse.Namespace) -> int:
+    session = store.get_session(args.id)
+    out = [f"{session.id}  {make_inert(session.title) or '(no messages yet)'}"]
+    details = f"model {make_inert(session.model)} · started {local_time(session.created_at)}"
+    details += f" · {session.message_count} messages"
+    if session.forked_from:
+        details += f" · forked from {session.forked_from}"
+    out.append(details)
+    if session.settings:
+        out.append("settings: " + " ".join(f"{k}={v}" for k, v in session.settings.items()))
+    for message in store.conversation(session.id).messages:
+        heading = message["role"] + (" (interrupted)" if message.get("interrupted") else "")
+        out += ["", f"── {heading} ──", make_inert(message["content"])]
+    print("\n".join(out))
+    return EXIT_OK
+
+
+def search(store: SessionStore, args: argparse.Namespace) -> int:
+    text = " ".join(args.text)
+    if not fts_query(text):
+        raise UsageError(f"nothing to search for in {text!r}: give at least one word")
+    results = store.search(text, limit=args.limit)
+    if not results:
+        note(f"no saved session mentions {text!r}")
+        return EXIT_OK
+    for session, snippet in results:
+        print(f"{session.id}  {local_time(session.updated_at)}  {make_inert(session.title)}")
+        print(f"    {make_inert(snippet)}")
+    return EXIT_OK
+
+
+def export(store: SessionStore, args: argparse.Namespace) -> int:
+    if args.all and args.ids:
+        raise UsageError("give session IDs or --all, not both")
+    if args.all:
+        ids = [s.id for s in reversed(store.list_sessions())]
+        if not ids:
+            raise UsageError("there are no saved sessions to export")
+    elif args.ids:
+        ids = [store.get_session(i).id for i in args.ids]
+    else:
+        raise UsageError("name the session to export (see `starchat-tui history list`), or use --all")
+    fmt = args.format or transcripts.format_from_extension(args.output) or ("md" if len(ids) == 1 else "jsonl")
+    text = transcripts.render([transcripts.session_transcript(store, i) for i in ids], fmt)
+    if args.output and args.output != "-":
+        write_file(Path(args.output), text, force=args.force)
+        note(f"wrote {len(ids)} session{'s' if len(ids) != 1 else ''} to {args.output}")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def write_file(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to ``path`` whole or not at all; never replace a file unless told to."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it or choose another file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    try:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
+
+
+def read_input(name: str) -> str:
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a folder; name the transcript files") from None
+    except OSError as error:
+        raise UsageError(f"{name}: cannot read it ({error.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: not UTF-8 text; transcripts are UTF-8 Markdown, JSON or JSONL") from None
+
+
+def import_files(store: SessionStore, args: argparse.Namespace) -> int:
+    # Read and check every file before saving anything, so a bad file leaves no half import behind.
+    parsed = []
+    for name in args.files:
+        text = read_input(name)
+        fmt = args.format or transcripts.format_from_extension(name) or transcripts.sniff_format(text)
+        parsed += transcripts.parse(text, fmt, "stdin" if name == "-" else name)
+    for session_id in transcripts.save_transcripts(store, parsed, model=args.model):
+        print(session_id)
+    return EXIT_OK
+
+
+def rename(store: SessionStore, args: argparse.Namespace) -> int:
+    session = store.get_session(args.id)
+    store.rename(session.id, " ".join(args.title))
+    print(session_line(store.get_session(session.id)))
+    return EXIT_OK
+
+
+def remove(store: SessionStore, args: argparse.Namespace) -> int:
+    sessions = []
+    for wanted in args.ids:
+        if len(wanted.strip()) < RM_PREFIX_MIN:
+            raise UsageError(f"{wanted!r} is too short to delete by: give at least {RM_PREFIX_MIN} characters of the ID")
+        sessions.append(store.get_session(wanted))
+    for session in sessions:
+        store.delete(session.id)
+        print(f"removed {session_line(session)}")
+    return EXIT_OK
+
+
+def path(store: SessionStore, args: argparse.Namespace) -> int:
+    print(store.path)
+    return EXIT_OK

@@ -1,0 +1,308 @@
+"""Line mode: the REPL driven for real through a pseudo-terminal on the tiny models, plus its parts.
+
+The pty tests start a small driver that builds settings and calls ``run_repl`` the way the CLI does,
+type like a user (Enter is "\\r", Ctrl+J is "\\n", Alt+Enter is ESC "\\r") and check the screen and then
+the session store.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import sys
+import textwrap
+
+import pytest
+
+from starchat_tui.config import Settings
+from starchat_tui.errors import UsageError
+from starchat_tui.repl import LineChat, code_blocks, make_completer, make_history, run_repl
+from starchat_tui.store import SessionStore
+
+pexpect = pytest.importorskip("pexpect")
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    from starchat_tui.cli import read_stdin_attachment, stdin_is_piped
+    from starchat_tui.config import load_settings
+    from starchat_tui.errors import StarchatError
+    from starchat_tui.repl import run_repl
+
+    args = json.loads(sys.argv[1])
+    try:
+        settings = load_settings({"model": args["model"], "generation": args.get("generation", {})})
+        attachments = [read_stdin_attachment()] if stdin_is_piped() else []
+        code = run_repl(settings, args.get("instruction", ""), attachments, args.get("session"))
+    except StarchatError as error:
+        print(f"starchat-tui: error: {error}", file=sys.stderr)
+        code = error.exit_code
+    sys.exit(code)
+    """
+)
+# prompt_toolkit turns bracketed paste on each time it shows the prompt: the prompt is ready.
+PROMPT_READY = "\x1b[?2004h"
+
+
+@pytest.fixture
+def driver(tmp_path):
+    path = tmp_path / "driver.py"
+    path.write_text(DRIVER)
+    return path
+
+
+def spawn(driver, cli_env, tmp_path, *, stdin_text: str | None = None, **args):
+    env = {**cli_env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    program, argv = sys.executable, [str(driver), json.dumps(args)]
+    if stdin_text is not None:
+        # A shell pipes the input in; the terminal stays the pty. (Only here: a Ctrl+C that raises SIGINT
+        # would reach the shell too.)
+        script = f"printf %s {shlex.quote(stdin_text)} | {shlex.join([program, *argv])}"
+        program, argv = "/bin/sh", ["-c", script]
+    child = pexpect.spawn(program, argv, env=env, cwd=str(tmp_path), encoding="utf-8", timeout=90,
+                          dimensions=(40, 120))
+    child.logfile_read = open(tmp_path / "screen.log", "a")  # noqa: SIM115 - read when a test fails
+    return child
+
+
+def ask(child, text: str) -> str:
+    """Type ``text`` and Enter at a ready prompt; return what appeared until the next prompt."""
+    child.send(text + "\r")
+    child.expect_exact(PROMPT_READY)
+    return child.before
+
+
+def only_session(data_dir):
+    with SessionStore(data_dir / "sessions.db") as store:
+        (session,) = store.list_sessions()
+        return session, store.conversation(session.id).messages, store.prompts()
+
+
+# -- the parts ------------------------------------------------------------------------------------
+
+
+def test_code_blocks_are_found_in_order():
+    text = "Intro\n```python\ndef f():\n    return 1\n```\nthen\n~~~~\nraw ``` inside\n~~~~\n```sh\necho cut off"
+    assert code_blocks(text) == ["def f():\n    return 1\n", "raw ``` inside\n", "echo cut off\n"]
+    assert code_blocks("no code, ``` inline ``` only") == []
+
+
+def test_completer_offers_commands_and_their_arguments():
+    from prompt_toolkit.document import Document
+
+    completer = make_completer(lambda: {"temperature", "top_k"})
+
+    def complete(text):
+        return [c.text for c in completer.get_completions(Document(text), None)]
+
+    assert complete("/re") == ["retry"]
+    assert complete("/show p") == ["params", "prompt"]
+    assert complete("/set te") == ["temperature"]
+    assert complete("hello /re") == []
+
+
+def test_prompt_history_lives_in_the_store(tmp_path):
+    import asyncio
+
+    with SessionStore(tmp_path / "s.db") as store:
+        store.add_prompt("older")
+        history = make_history(store)
+        history.append_string("newer")
+
+        async def load():
+            return [item async for item in history.load()]
+
+        assert asyncio.run(load()) == ["newer", "older"]
+        assert store.prompts() == ["older", "newer"]
+
+
+def test_without_a_terminal_it_says_to_use_p(capsys):
+    with pytest.raises(UsageError, match="no terminal.*use -p"):
+        run_repl(Settings(model="demo"), "hi", [], None)
+
+
+@pytest.fixture
+def chat(tmp_path):
+    store = SessionStore(tmp_path / "s.db")
+    out = io.StringIO()
+    yield LineChat(Settings(model="demo", generation={"max_new_tokens": 64}), store, out=out, err=out)
+    store.close()
+
+
+def test_commands_check_their_input(chat):
+    with pytest.raises(UsageError, match="unknown command /sytem: did you mean /system\\?"):
+        chat.run_command("/sytem hi")
+    with pytest.raises(UsageError, match="unknown generation setting 'tempertaure'.*'temperature'"):
+        chat.run_command("/set tempertaure 0.5")
+    with pytest.raises(UsageError, match="needs a value"):
+        chat.run_command("/set temperature")
+    with pytest.raises(UsageError, match="temperature must be a number"):
+        chat.run_command("/set temperature hot")
+    with pytest.raises(UsageError, match="show one of prompt, params"):
+        chat.run_command("/show everything")
+    for command in ("/retry", "/edit", "/fork", "/export"):
+        with pytest.raises(UsageError, match="(nothing|no message) to"):
+            chat.run_command(command)
+    assert chat.generation == {"max_new_tokens": 64}, "a refused /set changes nothing"
+    assert chat.run_command("/quit") is False and chat.run_command("/exit") is False
+
+
+def test_settings_and_system_follow_the_session(chat):
+    chat.run_command("/set temperature 0")
+    chat.run_command("/system Be brief.")
+    session_id = chat.ensure_session()
+    saved = chat.store.get_session(session_id)
+    assert (saved.system, saved.settings) == ("Be brief.", {"max_new_tokens": 64, "temperature": 0})
+    chat.run_command("/unset temperature")
+    chat.run_command("/system off")
+    saved = chat.store.get_session(session_id)
+    assert (saved.system, saved.settings) == (None, {"max_new_tokens": 64})
+    chat.run_command("/show params")
+    assert "temperature = 0.2  (default)" in chat.out.getvalue()
+
+
+def test_save_writes_a_code_block_and_never_overwrites_by_accident(chat, tmp_path):
+    chat.conversation.add("user", "write code")
+    chat.conversation.add("assistant", "Here:\n```python\nprint('one')\n```\nand\n```sh\necho two\n```")
+    target = tmp_path / "two.sh"
+    chat.run_command(f"/save 2 {target}")
+    assert target.read_text() == "echo two\n"
+    with pytest.raises(UsageError, match="exists; pass --force"):
+        chat.run_command(f"/save 1 {target}")
+    chat.run_command(f"/save 1 {target} --force")
+    assert target.read_text() == "print('one')\n"
+    with pytest.raises(UsageError, match="has 2 code block"):
+        chat.run_command(f"/save 3 {tmp_path / 'x'}")
+
+
+def test_fork_and_clear_switch_sessions_and_keep_the_old_one(chat):
+    session_id = chat.ensure_session()
+    for role, text in (("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")):
+        chat.store.add_message(session_id, role, text)
+        chat.conversation.add(role, text)
+    chat.run_command("/fork 2")
+    assert chat.session_id != session_id
+    assert [m["content"] for m in chat.conversation.messages] == ["q1", "a1"]
+    chat.run_command("/clear")
+    assert chat.session_id is None and chat.conversation.messages == []
+    assert len(chat.store.list_sessions()) == 2
+    assert [m["content"] for m in chat.store.messages(session_id)] == ["q1", "a1", "q2", "a2"]
+
+
+# -- for real, in a terminal ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_chat_in_line_mode_is_saved_as_it_goes(driver, cli_env, tmp_path, tiny_model, isolated_home):
+    child = spawn(driver, cli_env, tmp_path, model=tiny_model, generation={"temperature": 0, "max_new_tokens": 48})
+    child.expect("line mode")
+    child.expect_exact(PROMPT_READY)
+    # Typed before the model is ready: it waits, showing the loading steps, then answers.
+    screen = ask(child, "How do I sort a list in Python?")
+    assert "waiting for the model" in screen and "ready in" in screen
+
+    assert "system message set" in ask(child, "/system Be brief.")
+    screen = ask(child, "/show prompt")
+    assert "<|system|>" in screen and "Be brief." in screen and "How do I sort a list in Python?" in screen
+    assert "did you mean 'temperature'" in ask(child, "/set tempertaure 1")
+
+    # Ctrl+J and Alt+Enter add lines; Enter sends.
+    child.send("line one\nline two\x1b\rline three\r")
+    child.expect_exact(PROMPT_READY)
+    assert "/retry" in ask(child, "/help")
+    ask(child, "/retry")
+    child.send("/edit\r")
+    child.expect("editing your last message")
+    child.expect_exact(PROMPT_READY)
+    ask(child, " (edited)")
+    assert "wrote" in ask(child, "/export json chat.json")
+    ask(child, "//not a command")
+    child.send("\x03")  # Ctrl+C at the prompt does not quit
+    child.expect_exact("Ctrl+D or /quit leaves")
+    child.expect_exact(PROMPT_READY)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    session, messages, prompts = only_session(isolated_home / "data")
+    assert session.title == "How do I sort a list in Python?"
+    assert session.system == "Be brief." and session.settings == {"temperature": 0, "max_new_tokens": 48}
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
+    assert messages[3]["content"] == "line one\nline two\nline three (edited)"
+    assert messages[5]["content"] == "/not a command"
+    assert all(m["content"] and not m.get("interrupted") for m in messages if m["role"] == "assistant")
+    assert json.loads((tmp_path / "chat.json").read_text())["messages"] == messages[:-2]
+    assert "How do I sort a list in Python?" in prompts and "/system Be brief." in prompts
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_an_answer_and_keeps_it(driver, cli_env, tmp_path, random_model, isolated_home):
+    # The untrained model never ends its turn by itself: only Ctrl+C stops it before 5000 tokens.
+    child = spawn(driver, cli_env, tmp_path, model=random_model, generation={"temperature": 0, "max_new_tokens": 5000})
+    child.expect_exact(PROMPT_READY)
+    child.send("ramble on\r")
+    child.expect(r"ready in[^\r\n]*[\r\n]")  # the whole line, so its words are not mistaken for the answer
+    child.expect(r"(\S\s*){20}")  # the answer is streaming: 20 visible characters, spaces between allowed
+    child.send("\x03")
+    child.expect_exact("[interrupted]")
+    child.expect_exact(PROMPT_READY)
+    new_tokens = int(re.search(r"new_tokens = (\d+)", ask(child, "/show stats")).group(1))
+    assert 0 < new_tokens < 5000, "stopped early, by Ctrl+C"
+    child.send("/quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    _, messages, _ = only_session(isolated_home / "data")
+    assert messages[-2] == {"role": "user", "content": "ramble on"}
+    assert messages[-1]["role"] == "assistant" and messages[-1]["interrupted"] is True
+    assert len(messages[-1]["content"]) >= 20
+
+
+@pytest.mark.slow
+def test_continue_a_session_with_piped_input(driver, cli_env, tmp_path, tiny_model, isolated_home):
+    with SessionStore(isolated_home / "data" / "sessions.db") as store:
+        session = store.create_session(tiny_model, "You review code.", {"temperature": 0, "max_new_tokens": 32})
+        store.add_message(session.id, "user", "an earlier question")
+        store.add_message(session.id, "assistant", "an earlier answer")
+        store.add_prompt("typed in an earlier run")
+
+    child = spawn(driver, cli_env, tmp_path, stdin_text="def f():\n    return 1\n", model="demo", session=session.id[:5])
+    child.expect(f"continuing session {session.id}")
+    child.expect("attached stdin")
+    child.expect_exact(PROMPT_READY)
+    child.send("\x1b[A")  # Up: the history is the store's
+    child.expect("typed in an earlier run")
+    child.send("\x03")
+    child.expect_exact(PROMPT_READY)
+    ask(child, "what does this do?")
+    screen = ask(child, "/show prompt")
+    assert "an earlier question" in screen and "def f():" in screen and "You review code." in screen
+    child.send("/quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    again, messages, _ = only_session(isolated_home / "data")
+    assert again.id == session.id and again.model == tiny_model, "the session's own model is used"
+    question = messages[3]["content"]
+    assert question.startswith("what does this do?") and "```" in question and "def f():\n    return 1\n" in question
+    assert messages[4]["role"] == "assistant"
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_load_ends_line_mode_with_exit_3(driver, cli_env, tmp_path):
+    child = spawn(driver, cli_env, tmp_path, model=str(tmp_path / "no-such-model"))
+    child.expect_exact(PROMPT_READY)
+    child.send("half typed")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    log = (tmp_path / "screen.log").read_text()
+    assert "starchat-tui: error:" in log and "no-such-model" in log and "Traceback" not in log
+    with SessionStore(os.path.join(cli_env["STARCHAT_TUI_DATA_DIR"], "sessions.db")) as store:
+        assert store.prompts() == ["half typed"], "what was typed is kept in the history"

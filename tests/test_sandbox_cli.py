@@ -1,0 +1,274 @@
+"""``starchat-tui run`` and ``starchat-tui doctor`` as a user runs them, in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "sandbox_snippets"))
+from outside import processes_matching, wait_gone  # noqa: E402
+
+from starchat_tui.sandbox import landlock  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox backends are Linux-only"),
+    pytest.mark.timeout(120),
+]
+
+
+def starchat(starchat_cmd, cli_env, *args: str, stdin: bytes | None = None, backend: str | None = None, **kwargs):
+    env = dict(cli_env)
+    if backend:
+        env["STARCHAT_TUI_SANDBOX_BACKEND"] = backend
+    return subprocess.run(
+        [*starchat_cmd, *args], input=stdin, capture_output=True, env=env, timeout=90,
+        stdin=None if stdin is not None else subprocess.DEVNULL, **kwargs,
+    )
+
+
+def _skip_unless(backend: str) -> None:
+    if backend == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
+    if backend == "landlock" and landlock.abi_version() < 6:
+        pytest.skip("Landlock ABI 6+ is not available in this kernel")
+
+
+def test_run_prints_output_inert_and_exits_with_the_snippets_code(starchat_cmd, cli_env, tmp_path):
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text("import sys\nprint('red \\x1b[31mtext')\nprint('to stderr', file=sys.stderr)\nsys.exit(3)\n")
+    done = starchat(starchat_cmd, cli_env, "run", str(snippet))
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.decode() == "red ␛[31mtext\n"
+    assert done.stderr.decode() == "to stderr\n"
+
+
+def test_run_reads_stdin_and_picks_the_language_from_the_file_name(starchat_cmd, cli_env, tmp_path):
+    done = starchat(starchat_cmd, cli_env, "run", "-", stdin=b"import sys\nprint(6 * 7, repr(sys.stdin.read()))\n")
+    assert (done.returncode, done.stdout) == (0, b"42 ''\n"), done.stderr  # the snippet's stdin is /dev/null
+    script = tmp_path / "job.sh"
+    script.write_text("echo \"shell $((1 + 1))\"\n")
+    done = starchat(starchat_cmd, cli_env, "run", str(script))
+    assert (done.returncode, done.stdout) == (0, b"shell 2\n"), done.stderr
+    done = starchat(starchat_cmd, cli_env, "run", "--lang", "sh", "-", stdin=b"echo posix\n")
+    assert done.stdout == b"posix\n", done.stderr
+
+
+def test_run_times_out_with_124(starchat_cmd, cli_env):
+    started = time.monotonic()
+    done = starchat(starchat_cmd, cli_env, "run", "--timeout", "1", "-", stdin=b"while True: pass\n")
+    assert done.returncode == 124
+    assert "timed out after 1 s" in done.stderr.decode()
+    assert time.monotonic() - started < 15
+
+
+def test_run_lists_the_plots_it_captured(starchat_cmd, cli_env):
+    pytest.importorskip("matplotlib")
+    code = b"import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [1, 2])\nplt.show()\n"
+    done = starchat(starchat_cmd, cli_env, "run", "--timeout", "60", "-", stdin=code)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.decode().splitlines() if line.startswith("starchat-tui: image: ")]
+    assert len(lines) == 1, done.stderr
+    image = Path(lines[0].split("image: ", 1)[1])
+    assert image.name == "plot-1.png" and image.read_bytes().startswith(b"\x89PNG")
+
+
+def test_run_json_describes_the_run(starchat_cmd, cli_env):
+    done = starchat(starchat_cmd, cli_env, "run", "--json", "-", stdin=b"print('hi')\nraise SystemExit(5)\n")
+    data = json.loads(done.stdout)
+    assert done.returncode == 5
+    assert data["stdout"] == "hi\n" and data["exit_code"] == 5 and data["timed_out"] is False
+    assert data["sandbox"].endswith("+seccomp") and data["backend"] in ("bwrap", "landlock")
+
+
+def test_without_a_sandbox_run_refuses_unless_told(starchat_cmd, cli_env, tmp_path):
+    workdir = Path("/var/tmp" if os.geteuid() == 0 else tmp_path) / f"starchat-cli-{os.getpid()}"
+    workdir.mkdir()
+    try:
+        code = b"open('ran', 'w').write('yes')\n"
+        done = starchat(starchat_cmd, cli_env, "run", "--workdir", str(workdir), "-", stdin=code, backend="none")
+        assert done.returncode == 2
+        stderr = done.stderr.decode()
+        assert "NO SANDBOX" in stderr and "--unsafe" in stderr
+        assert not (workdir / "ran").exists()
+        done = starchat(starchat_cmd, cli_env, "run", "--unsafe", "--workdir", str(workdir), "-", stdin=code, backend="none")
+        assert done.returncode == 0, done.stderr
+        assert "NO SANDBOX" in done.stderr.decode(), "the warning is shown on every unsafe run"
+        assert (workdir / "ran").read_text() == "yes"
+    finally:
+        shutil.rmtree(workdir)
+
+
+def test_the_no_sandbox_warning_is_red_on_a_terminal(starchat_cmd, cli_env, tmp_path):
+    snippet = tmp_path / "s.py"
+    snippet.write_text("print(1)\n")
+    main, secondary = pty.openpty()
+    try:
+        env = dict(cli_env, STARCHAT_TUI_SANDBOX_BACKEND="none")
+        env.pop("NO_COLOR", None)
+        done = subprocess.run(
+            [*starchat_cmd, "run", str(snippet)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=secondary, env=env, timeout=60,
+        )
+        os.close(secondary)
+        secondary = -1
+        written = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            written += chunk
+    finally:
+        os.close(main)
+        if secondary >= 0:
+            os.close(secondary)
+    assert done.returncode == 2
+    assert b"\x1b[1;31mstarchat-tui: NO SANDBOX" in written
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["run", "--lang", "cobol", "-"], b"x", "unknown language 'cobol'"),
+        (["run", "/nonexistent/snippet.py"], None, "no such file"),
+        (["run", "--timeout", "0", "-"], b"print(1)", "timeout must be a positive number"),
+        (["run", "-"], b"\xff\xfe\x00bad", "not UTF-8 text"),
+        (["run", "--workdir", "/nonexistent/folder", "-"], b"print(1)", "no such folder"),
+    ],
+)
+def test_run_usage_errors_exit_2_with_one_line(starchat_cmd, cli_env, args, stdin, message):
+    done = starchat(starchat_cmd, cli_env, *args, stdin=stdin)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert message in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "landlock"])
+def test_killing_the_app_mid_run_kills_the_snippet(starchat_cmd, cli_env, isolated_home, backend):
+    """The supervisor outlives the app only long enough to sweep: nothing of the run survives it."""
+    _skip_unless(backend)
+    code = (
+        b"import os, time\n"
+        b"for _ in range(5):\n"
+        b"    if os.fork() == 0:\n"
+        b"        os.setsid()\n"
+        b"        time.sleep(60)\n"
+        b"        os._exit(0)\n"
+        b"print('ready', flush=True)\n"
+        b"time.sleep(60)\n"
+    )
+    env = dict(cli_env, STARCHAT_TUI_SANDBOX_BACKEND=backend)
+    pipe = subprocess.PIPE
+    app = subprocess.Popen([*starchat_cmd, "run", "--timeout", "60", "-"], stdin=pipe, stdout=pipe, stderr=pipe, env=env)
+    try:
+        app.stdin.write(code)
+        app.stdin.close()
+        assert app.stdout.readline() == b"ready\n"
+        marker = "/runs/run-"
+        mine = [pid for pid in processes_matching(marker) if _under(pid, isolated_home, backend)]
+        commands = {pid: _cmdline(pid) for pid in mine}
+        assert len(mine) >= 6, "the snippet and its five children must be running"
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait()
+        deadline = time.monotonic() + 5
+        alive = [pid for pid in mine if _alive(pid)]
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [pid for pid in mine if _alive(pid)]
+        assert alive == [], "processes of the run outlived the app"
+        # The killed app could not clean up its run folder; the next run does.
+        runs = {Path(part).parent for parts in commands.values() for part in parts if part.endswith("/snippet.py")}
+        assert runs and all(folder.name.startswith(f"run-{app.pid}-") for folder in runs)
+        done = starchat(starchat_cmd, cli_env, "run", "-", stdin=b"print(1)", backend=backend)
+        assert done.stdout == b"1\n", done.stderr
+        assert not [folder for folder in runs if folder.exists()]
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+
+
+def test_ctrl_c_stops_the_run_and_exits_130(starchat_cmd, cli_env, isolated_home):
+    code = b"import os, time\nif os.fork() == 0:\n    time.sleep(60)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    pipe = subprocess.PIPE
+    app = subprocess.Popen([*starchat_cmd, "run", "--timeout", "60", "-"], stdin=pipe, stdout=pipe, stderr=pipe, env=cli_env)
+    try:
+        app.stdin.write(code)
+        app.stdin.close()
+        assert app.stdout.readline() == b"ready\n"
+        app.send_signal(signal.SIGINT)
+        assert app.wait(timeout=10) == 130
+        assert app.stderr.read().decode().strip() == "starchat-tui: interrupted"
+        assert wait_gone(str(isolated_home / "cache" / "sandbox" / "runs")) == []
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+
+
+def _under(pid: int, home: Path, backend: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    # Landlock runs as root fall back to /var/tmp; both places are this test's only runs.
+    return str(home) in cmdline or (backend == "landlock" and "/var/tmp/starchat-tui-sandbox-" in cmdline)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
+
+
+def test_doctor_names_the_backend_and_why(starchat_cmd, cli_env):
+    done = starchat(starchat_cmd, cli_env, "doctor", "--no-device")
+    text = done.stdout.decode()
+    assert done.returncode == 0, done.stderr
+    first = text.splitlines()[0]
+    assert first.startswith("sandbox") and "(safe)" in first and "+seccomp" in first
+    assert "  why " in text and "  tried " in text and "  runs as " in text
+    assert "device" not in text
+
+    done = starchat(starchat_cmd, cli_env, "doctor", "--no-device", "--json", backend="none")
+    data = json.loads(done.stdout)
+    assert data["sandbox"]["backend"] == "none" and data["sandbox"]["safe"] is False
+    assert "turned off" in data["sandbox"]["reason"]
+
+
+def test_doctor_without_device_check_never_imports_torch(cli_env):
+    code = "import sys\nfrom starchat_tui.cli import main\nmain(['doctor', '--no-device'])\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert done.stdout.strip().endswith("False"), done.stderr
+
+
+@pytest.mark.slow
+def test_doctor_reports_the_device(starchat_cmd, cli_env):
+    done = starchat(starchat_cmd, cli_env, "doctor", "--json")
+    data = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    import torch
+
+    assert data["device"]["torch"] == torch.__version__
+    assert data["device"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
