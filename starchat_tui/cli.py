@@ -130,6 +130,7 @@ def read_stdin_attachment():
 
 def read_attachments(paths: Sequence[str]):
     from .chat.attachments import decode_input
+    from .inputs import read_bytes
 
     attachments = []
     for path in paths:
@@ -137,16 +138,7 @@ def read_attachments(paths: Sequence[str]):
             attachments.append(read_stdin_attachment())
             continue
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise UsageError(f"{path}: is a folder; name the files to review") from None
-        except OSError as error:
-            raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
-        try:
-            attachments.append(decode_input(data, path))
+            attachments.append(decode_input(read_bytes(path, folder_hint="name the files to review"), path))
         except ValueError as error:
             raise UsageError(str(error)) from None
     return attachments

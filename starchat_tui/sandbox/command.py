@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..errors import EXIT_CODES_HELP, EXIT_USAGE, UsageError
+from ..inputs import read_text
 
 EPILOG = f"""\
 The snippet runs in the best sandbox this machine has (see `starchat-tui doctor`): no network, no
@@ -54,22 +55,7 @@ def _note(text: str) -> None:
 
 
 def _read_snippet(path: str) -> str:
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a folder; give the snippet file") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{'stdin' if path == '-' else path}: not UTF-8 text; save the snippet as UTF-8") from None
+    return read_text(path, folder_hint="give the snippet file", encoding_hint="save the snippet as UTF-8")
 
 
 def _confirm_unsafe(args: argparse.Namespace, reason: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..chat.inert import make_inert
 from ..errors import EXIT_CODES_HELP, EXIT_OK, UsageError
+from ..inputs import read_text
 from . import transcripts
 from .sessions import Session, SessionStore, fts_query
 
@@ -220,18 +221,9 @@ def write_file(path: Path, text: str, *, force: bool) -> None:
 
 
 def read_input(name: str) -> str:
-    try:
-        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{name}: is a folder; name the transcript files") from None
-    except OSError as error:
-        raise UsageError(f"{name}: cannot read it ({error.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{name}: not UTF-8 text; transcripts are UTF-8 Markdown, JSON or JSONL") from None
+    return read_text(
+        name, folder_hint="name the transcript files", encoding_hint="transcripts are UTF-8 Markdown, JSON or JSONL"
+    )
 
 
 def import_files(store: SessionStore, args: argparse.Namespace) -> int:

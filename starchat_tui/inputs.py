@@ -1,0 +1,29 @@
+"""Reading the files a user names on the command line, or stdin for ``-``, with one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def read_bytes(path: str, *, folder_hint: str) -> bytes:
+    """The bytes of ``path`` (stdin for ``-``); ``folder_hint`` tells a user who named a folder what to name."""
+    try:
+        return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder; {folder_hint}") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def read_text(path: str, *, folder_hint: str, encoding_hint: str) -> str:
+    """``read_bytes`` decoded as UTF-8; ``encoding_hint`` says what the text should be."""
+    data = read_bytes(path, folder_hint=folder_hint)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{'stdin' if path == '-' else path}: not UTF-8 text; {encoding_hint}") from None
