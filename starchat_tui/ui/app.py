@@ -1,0 +1,164 @@
+"""The Textual app: a thin router for themes, keys, the command palette, screens and the loaded engine.
+
+The model loads on a worker thread after the first paint; the chat screen hears about each loading step,
+and the user can type (and even send) meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from ..errors import EXIT_MODEL, EXIT_OK, StarchatError
+from . import keymap
+from .commands import PALETTE
+from .highlight import CodeStyle, code_style
+from .screens.chat import ChatScreen
+from .screens.help import HelpScreen
+from .screens.sessions import SessionsScreen
+from .session import ChatSession
+from .themes import DEFAULT_THEME, ThemeCatalog, remember_theme
+
+
+class StarchatApp(App[int]):
+    """starchat-tui's full-screen chat."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "starchat-tui"
+    BINDINGS = keymap.bindings("app")
+
+    def __init__(
+        self,
+        settings: Any,
+        chat: ChatSession,
+        *,
+        catalog: ThemeCatalog,
+        user_keymap: dict[str, str] | None = None,
+        instruction: str = "",
+        attachments: list | None = None,
+        send_first: bool = False,
+        engine: Any = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.catalog = catalog
+        self.user_keymap = dict(user_keymap or {})
+        self.engine: Any = None
+        self.engine_error = ""
+        self.loading_model: str | None = None
+        self._preloaded = engine  # an engine already loaded (tests, benchmarks): no loading on start
+        self._chat_screen = ChatScreen(chat, attachments=attachments, instruction=instruction, send_first=send_first)
+        for spec in catalog.themes.values():
+            self.register_theme(spec.textual_theme())
+        self.theme = settings.theme if settings.theme in self.available_themes else DEFAULT_THEME
+
+    @property
+    def chat_screen(self) -> ChatScreen:
+        return self._chat_screen
+
+    @property
+    def code_style(self) -> CodeStyle:
+        """The Pygments style code blocks use under the current theme."""
+        theme = self.current_theme
+        style, _, tokens = self.catalog.code_style_of(theme.name, theme.dark)
+        return code_style(style, tuple(sorted(tokens.items())))
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.user_keymap)
+        self.push_screen(self._chat_screen)
+        self.watch(self, "theme", self._theme_changed, init=False)
+        for problem in self.catalog.problems:
+            self.notify(problem, severity="warning", timeout=10, markup=False)
+        if self._preloaded is not None:
+            self.call_later(self._loaded, self._preloaded)
+        else:
+            # Start loading once the first frame is out: importing torch holds the GIL for seconds and
+            # would otherwise hold back the first paint.
+            self.call_after_refresh(self.load_model, self.settings.model)
+
+    def _theme_changed(self, name: str) -> None:
+        try:
+            path = remember_theme(name)
+        except (OSError, StarchatError, ValueError) as error:
+            self.notify(f"theme {name} is on, but it could not be remembered: {error}", severity="warning",
+                        markup=False)
+        else:
+            self.log(f"theme {name} remembered in {path}")
+
+    # -- the engine ------------------------------------------------------------------------------------
+
+    def load_model(self, name: str) -> None:
+        """Load ``name`` on a worker thread; the current engine keeps answering until it is ready."""
+        self.loading_model = name
+        self.engine_error = ""
+        self._chat_screen.engine_progress(f"{name}: starting")
+        self._load(name)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load(self, name: str) -> None:
+        def progress(step: str) -> None:
+            try:
+                self.call_from_thread(self._chat_screen.engine_progress, step)
+            except RuntimeError:  # the app is closing
+                pass
+
+        try:
+            from ..engine import load_engine
+
+            settings = self.settings
+            engine = load_engine(
+                name, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
+                trust_remote_code=settings.trust_remote_code, progress=progress,
+            )
+            # Import the lexers answers use most while the UI is idle, not during the first code block.
+            from .highlight import lexer_for
+
+            for language in ("python", "bash"):
+                lexer_for(language)
+        except StarchatError as error:
+            self.call_from_thread(self._load_failed, str(error))
+        except Exception as error:  # an unexpected failure is still shown, never a crash
+            self.call_from_thread(self._load_failed, f"could not load {name}: {type(error).__name__}: {error}")
+        else:
+            self.call_from_thread(self._loaded, engine)
+
+    async def _loaded(self, engine: Any) -> None:
+        self.engine = engine
+        self.loading_model = None
+        await self._chat_screen.engine_ready(engine)
+
+    def _load_failed(self, message: str) -> None:
+        self.loading_model = None
+        self.engine_error = message
+        self._chat_screen.engine_failed(message)
+
+    # -- actions ---------------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.user_keymap))
+
+    @work(group="sessions")
+    async def action_sessions(self) -> None:
+        chosen = await self.push_screen_wait(SessionsScreen(self._chat_screen.chat.store, self._chat_screen.chat.session_id))
+        if chosen:
+            await self._chat_screen.open_session(chosen)
+
+    def action_new_chat(self) -> None:
+        self._chat_screen.action_clear()
+
+    async def action_quit(self) -> None:
+        await self._chat_screen.stop_and_wait()
+        # Quitting after the model never loaded is a failed run for scripts that check the exit code.
+        code = EXIT_MODEL if self.engine is None and self.engine_error else EXIT_OK
+        self.exit(code, return_code=code)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if screen is self._chat_screen:
+            for entry in PALETTE:
+                yield SystemCommand(entry.title, entry.help, partial(self.run_action, entry.action, self._chat_screen))

@@ -1,0 +1,44 @@
+"""Copying to the clipboard: the system's clipboard tool when there is one, and OSC 52 always.
+
+OSC 52 asks the terminal to set the clipboard, which works over SSH and in tmux (with set-clipboard on)
+but some terminals ignore it; a local clipboard tool works where the terminal does not. Doing both costs
+nothing and covers both cases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+
+def system_copy_command() -> list[str] | None:
+    """The clipboard tool for this desktop, or None (no display, or no tool installed)."""
+    candidates: list[list[str]] = []
+    if sys.platform == "darwin":
+        candidates.append(["pbcopy"])
+    if os.environ.get("WAYLAND_DISPLAY"):
+        candidates.append(["wl-copy"])
+    if os.environ.get("DISPLAY"):
+        candidates += [["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"]]
+    if "microsoft" in os.uname().release.lower() if hasattr(os, "uname") else False:
+        candidates.append(["clip.exe"])
+    for command in candidates:
+        if shutil.which(command[0]):
+            return command
+    return None
+
+
+def copy_text(app, text: str) -> str:
+    """Copy ``text``; returns how, for the message the user sees."""
+    app.copy_to_clipboard(text)  # OSC 52
+    command = system_copy_command()
+    if command is None:
+        return "via the terminal (OSC 52)"
+    try:
+        subprocess.run(command, input=text.encode(), check=True, timeout=3,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return "via the terminal (OSC 52)"
+    return f"with {command[0]}"

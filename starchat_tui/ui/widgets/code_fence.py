@@ -1,0 +1,228 @@
+"""A numbered code block with copy, save and run, highlighted in the theme's Pygments style.
+
+Textual's fence re-highlights and re-renders the whole block each time its answer grows, so an answer
+that is one long code block costs O(n^2) while it streams, and each flush stalls the UI for longer. This
+fence does O(new text) work per flush instead:
+
+- only lines completed since the last flush are highlighted (the unfinished last line shows plain);
+- the block is shown as a stack of fixed-size chunks, and only the last chunk changes while it grows, so
+  Textual re-renders a few dozen lines per flush however long the block gets.
+
+When the answer ends the whole block is highlighted once, with lexer state that spans lines (a docstring,
+say) known from the start.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Static
+from textual.widgets._markdown import MarkdownBlock, MarkdownFence
+
+from .. import keymap
+from ..blocks import fence_language
+from ..highlight import CodeStyle, code_style
+
+
+def current_code_style(widget) -> CodeStyle:
+    """The app's code style for its current theme (the app keeps it in step with the theme)."""
+    style = getattr(widget.app, "code_style", None)
+    return style if isinstance(style, CodeStyle) else code_style("monokai")
+
+
+class FenceHeader(Static):
+    """The block's number, language and size, and clickable copy / save / run."""
+
+    DEFAULT_CSS = """
+    FenceHeader { height: 1; padding: 0 1; }
+    """
+
+    def show(self, number: int, language: str, lines: int) -> None:
+        label = f" {number} " if number else " · "
+        described = f" {language or 'text'} · {lines} line{'s' if lines != 1 else ''}"
+        self.update(
+            Content.assemble(
+                (label, "bold reverse $primary"),
+                (described, "$text-muted"),
+                "   ",
+                Content.from_markup("[@click=block('copy')]copy[/]  [@click=block('save')]save[/]  "
+                                    "[@click=block('run')]▶ run[/]"),
+            )
+        )
+
+    def action_block(self, kind: str) -> None:
+        fence = self.parent
+        if isinstance(fence, CodeFence):
+            fence.action_block(kind)
+
+
+CHUNK_LINES = 32
+WHOLE_IN_THREAD_LINES = 120
+
+
+class CodeChunk(Static):
+    """Up to CHUNK_LINES lines of a code block; only a block's last chunk changes while it streams."""
+
+    DEFAULT_CSS = """
+    CodeChunk { width: auto; min-width: 100%; height: auto; padding: 0 2; }
+    """
+
+    def __init__(self, content: Content) -> None:
+        super().__init__(content, expand=True, markup=False)
+
+
+class CodeFence(MarkdownFence):
+    """A fence in an answer: numbered, focusable, and cheap to grow while streaming."""
+
+    can_focus = True
+    BINDINGS = keymap.bindings("block")
+
+    class Action(Message):
+        """The user asked to copy, save or run block ``number``."""
+
+        def __init__(self, number: int, kind: str) -> None:
+            super().__init__()
+            self.number = number
+            self.kind = kind
+
+    class Back(Message):
+        """The user wants the prompt back."""
+
+    def __init__(self, markdown, token, code: str) -> None:
+        # MarkdownFence.__init__ highlights at once; a streamed fence is built on every flush, so skip it.
+        MarkdownBlock.__init__(self, markdown, token)
+        self.code = code
+        self.lexer = fence_language(token.info)
+        self.auto_links = False
+        self.number = 0
+        self._stable_source = ""  # the complete lines highlighted so far
+        self._lines: list[Content] = []  # ... as one Content per line
+        self._partial = False  # highlighted line by line, not yet as a whole
+        self._style_name: str | None = None
+        self._chunks: list[CodeChunk] = []
+        self._final_chunks = 0  # leading chunks that are full and will not change again
+
+    # -- highlighting ----------------------------------------------------------------------------------
+
+    def _streaming(self) -> bool:
+        return bool(getattr(self._markdown, "streaming", False))
+
+    def _highlight(self, incremental: bool) -> None:
+        style = current_code_style(self)
+        if style.name != self._style_name or not self.code.startswith(self._stable_source):
+            self._stable_source, self._lines, self._final_chunks = "", [], 0
+            self._style_name = style.name
+        if not incremental:
+            self._partial = False
+            self._stable_source = self.code
+            self._lines = style.highlight(self.code, self.lexer).split("\n", allow_blank=True) if self.code else []
+            self._final_chunks = 0
+            return
+        cut = self.code.rfind("\n") + 1
+        if cut > len(self._stable_source):
+            fresh = style.highlight(self.code[len(self._stable_source):cut], self.lexer)
+            self._lines.extend(fresh.split("\n"))
+            self._stable_source = self.code[:cut]
+        self._partial = True
+
+    def _show(self) -> None:
+        """Put the highlighted lines (and the unfinished tail) on screen, touching only chunks that changed."""
+        tail = self.code[len(self._stable_source):]
+        lines = self._lines + ([Content(tail)] if tail else [])
+        count = max(1, -(-len(lines) // CHUNK_LINES))
+        for index in range(self._final_chunks if self._final_chunks <= len(self._chunks) else 0, count):
+            content = Content("\n").join(lines[index * CHUNK_LINES:(index + 1) * CHUNK_LINES])
+            if index < len(self._chunks):
+                self._chunks[index].update(content)
+            else:
+                chunk = CodeChunk(content)
+                self._chunks.append(chunk)
+                if self.is_mounted:
+                    self.mount(chunk)
+        for extra in self._chunks[count:]:
+            extra.remove()
+        del self._chunks[count:]
+        self._final_chunks = len(self._lines) // CHUNK_LINES
+
+    @property
+    def _highlighted_code(self) -> Content:
+        """The block as shown, in one Content (built on demand: streaming never needs it whole)."""
+        tail = self.code[len(self._stable_source):]
+        return Content("\n").join(self._lines + ([Content(tail)] if tail else []))
+
+    def finish(self) -> None:
+        """The answer ended: highlight the whole block once, with full lexer context.
+
+        A long block is highlighted on a worker thread (Pygments is pure Python: a few thousand lines take
+        a noticeable fraction of a second) and swapped in when ready; until then the line-by-line colours
+        stay, which are right almost everywhere.
+        """
+        if not self._partial:
+            return
+        if self.code.count("\n") < WHOLE_IN_THREAD_LINES or not self.is_mounted:
+            self._highlight(incremental=False)
+            self._show()
+            return
+        self.run_worker(partial(self._highlight_whole, self.code, current_code_style(self)),
+                        thread=True, group="highlight", exclusive=True, exit_on_error=False)
+
+    def _highlight_whole(self, code: str, style: CodeStyle) -> None:
+        lines = style.highlight(code, self.lexer).split("\n", allow_blank=True)
+        self.app.call_from_thread(self._use_whole, code, style.name, lines)
+
+    def _use_whole(self, code: str, style_name: str, lines: list[Content]) -> None:
+        if code != self.code or style_name != self._style_name or not self._partial:
+            return  # the block or the theme changed meanwhile; that path highlighted it already
+        self._stable_source, self._lines, self._final_chunks, self._partial = code, lines, 0, False
+        self._show()
+
+    def notify_style_update(self) -> None:
+        # Called for every pseudo-class change (focus, hover); re-highlight only when the theme changed.
+        if self.is_mounted and current_code_style(self).name != self._style_name:
+            self._highlight(incremental=self._streaming() and self._partial)
+            self._show()
+        MarkdownBlock.notify_style_update(self)
+
+    def _copy_context(self, block: MarkdownBlock) -> None:
+        if isinstance(block, MarkdownFence):
+            self.code = block.code
+            self.lexer = block.lexer
+        MarkdownBlock._copy_context(self, block)
+
+    async def _update_from_block(self, block: MarkdownBlock) -> None:
+        if isinstance(block, CodeFence):
+            self._copy_context(block)
+            self._highlight(incremental=self._streaming())
+            self._show()
+            self._show_header()
+        else:
+            await MarkdownBlock._update_from_block(self, block)
+
+    # -- layout ----------------------------------------------------------------------------------------
+
+    def compose(self):
+        self._highlight(incremental=self._streaming())
+        self._show()
+        yield FenceHeader()
+        yield from self._chunks
+
+    def on_mount(self) -> None:
+        markdown = self._markdown
+        first = getattr(markdown, "first_block", 1)
+        fences = list(markdown.query(CodeFence))
+        self.number = first + fences.index(self) if self in fences else 0
+        self._show_header()
+
+    def _show_header(self) -> None:
+        for header in self.query(FenceHeader):
+            header.show(self.number, self.lexer, self.code.count("\n") + 1 if self.code else 0)
+
+    # -- actions ---------------------------------------------------------------------------------------
+
+    def action_block(self, kind: str) -> None:
+        self.post_message(self.Action(self.number, kind))
+
+    def action_back(self) -> None:
+        self.post_message(self.Back())

@@ -1,0 +1,869 @@
+"""The chat app driven with Textual's Pilot on tiny real models, a real session store and real files.
+
+Every test runs the real app: the real engine generates, the real store saves, and the tests read both
+back. Waits poll for a condition (``wait_until``) instead of sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+
+from starchat_tui.config import config_file, load_settings
+
+SIZE = (100, 36)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def run_async(test):
+    """Run an async test body on a fresh event loop (no asyncio plugin needed)."""
+
+    @functools.wraps(test)
+    def runner(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return runner
+
+
+async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``predicate`` while the app runs. (Not pilot.pause: it waits for every widget to drain its
+    queue, which during streaming can be the whole answer, and a state in between would be missed.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{screen_text(pilot.app)}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_model):
+    from starchat_tui.engine import load_engine
+
+    return load_engine(tiny_model, device="cpu")
+
+
+class Paced:
+    """The real engine, with each streamed chunk held back a little: on an idle machine a tiny model can
+    finish 900 tokens before a test gets to press a key, and these tests need an answer in flight."""
+
+    def __init__(self, engine, delay: float = 0.004) -> None:
+        self._engine = engine
+        self._delay = delay
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def stream(self, conversation, **options):
+        import time
+
+        for chunk in self._engine.stream(conversation, **options):
+            time.sleep(self._delay)
+            yield chunk
+
+
+@pytest.fixture(scope="module")
+def rambling_engine(random_model):
+    from starchat_tui.engine import load_engine
+
+    return Paced(load_engine(random_model, device="cpu"))
+
+
+def make_app(model: str, engine=None, *, generation=None, store=None, **kwargs):
+    from starchat_tui.ui.launch import build_app
+
+    settings = load_settings({"model": model, "generation": generation or {"temperature": 0}})
+    return build_app(settings, engine=engine, store=store, **kwargs)
+
+
+async def ready(pilot) -> None:
+    await wait_until(pilot, lambda: pilot.app.engine is not None and pilot.app.chat_screen.is_mounted,
+                     what="the engine")
+    await pilot.pause()
+
+
+async def ask(pilot, text: str) -> None:
+    screen = pilot.app.chat_screen
+    before = len(screen.chat.messages)
+    screen.prompt.text = text
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(screen.chat.messages) >= before + 2 and not screen.generating,
+                     what="the answer")
+    await pilot.pause()
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text lines (the screen's composited strips)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+# -- loading and first paint -------------------------------------------------------------------------
+
+
+@run_async
+async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanwhile_is_answered(
+    tiny_model, monkeypatch
+):
+    import threading
+
+    import starchat_tui.engine as engine_package
+
+    # Hold the real loader back until the test has typed and sent, so "meanwhile" is certain.
+    gate = threading.Event()
+    real_load = engine_package.load_engine
+
+    def gated_load(*args, **kwargs):
+        gate.wait(60)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(engine_package, "load_engine", gated_load)
+    app = make_app(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.chat_screen
+        steps: list[str] = []
+        screen.status.watch(screen.status, "loading_step", lambda step: steps.append(step))
+        await pilot.pause()
+        assert app.engine is None and app.loading_model == tiny_model
+        assert tiny_model in screen_text(app)  # painted, naming the model being loaded
+        await pilot.press(*"hello", "enter")  # typing and sending work meanwhile
+        await wait_until(pilot, lambda: screen.chat.session_id is not None, what="the message to be saved")
+        assert screen.chat.store.messages(screen.chat.session_id) == [{"role": "user", "content": "hello"}]
+        assert "waiting for" in screen_text(app)
+        gate.set()
+        await wait_until(pilot, lambda: len(screen.chat.messages) >= 2 and not screen.generating,
+                         what="the answer to the early message")
+        assert any("loading weights" in step and tiny_model in step for step in steps)
+        assert screen.chat.messages[1]["role"] == "assistant"
+        status = screen.status
+        assert status.model == "tiny" and status.device == "cpu" and status.dtype == "float32"
+
+
+@run_async
+async def test_a_model_that_cannot_load_is_reported_and_the_app_stays_usable():
+    app = make_app("/nonexistent/model-folder")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.engine_error), what="the load error")
+        assert "model-folder" in app.chat_screen.status.error
+        await wait_until(pilot, lambda: "Load another with /model NAME" in screen_text(app), what="the note")
+        await pilot.press("ctrl+q")
+    assert app.return_code == 3
+
+
+# -- chatting ----------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await ask(pilot, "Write a function that adds two numbers.")
+        screen = app.chat_screen
+        reply = screen.chat.messages[-1]
+        assert reply["role"] == "assistant" and reply["content"]
+        store = screen.chat.store
+        assert store.messages(screen.chat.session_id) == screen.chat.messages
+        status = screen.status
+        assert status.context_used == tiny_engine.stats.prompt_tokens + tiny_engine.stats.new_tokens > 0
+        assert status.context_limit == tiny_engine.context_limit
+        assert status.tokens_per_s == tiny_engine.stats.tokens_per_s > 0
+        text = screen_text(app)
+        assert "tok/s" in text and f"ctx {status.context_used}/{status.context_limit}" in text
+        await ask(pilot, "Write a function that adds two numbers.")
+        assert screen.status.cached_tokens > 0  # the second turn reuses the first turn's cache
+
+
+@run_async
+async def test_escape_stops_an_answer_which_stays_marked_interrupted(random_model, rambling_engine):
+    app = make_app(random_model, rambling_engine, generation={"temperature": 0, "min_new_tokens": 900,
+                                                                 "max_new_tokens": 900})
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        screen.prompt.text = "ramble"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.generating and len(screen.transcript.query("MarkdownBlock")) > 0,
+                         what="streaming to start")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.generating, what="the stop")
+        reply = screen.chat.messages[-1]
+        assert reply["interrupted"] is True and reply["content"]
+        saved = screen.chat.store.messages(screen.chat.session_id)[-1]
+        assert saved == reply
+        await wait_until(pilot, lambda: "■ interrupted" in screen_text(app), what="the interrupted mark")
+        # The partial answer stays in context: the next prompt holds it.
+        assert reply["content"] in tiny_prompt(rambling_engine, screen.chat.conversation.messages)
+
+
+def tiny_prompt(engine, messages) -> str:
+    return engine.renderer.render_prompt(messages)
+
+
+@run_async
+async def test_ctrl_c_stops_an_answer_too(random_model, rambling_engine):
+    app = make_app(random_model, rambling_engine, generation={"temperature": 0, "min_new_tokens": 900,
+                                                                 "max_new_tokens": 900})
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        screen.prompt.text = "ramble"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.generating and rambling_engine._busy.locked(), what="generation")
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: not screen.generating, what="the stop")
+        assert screen.chat.messages[-1].get("interrupted") is True
+
+
+@run_async
+async def test_enter_sends_ctrl_j_adds_a_line_and_a_paste_arrives_whole(tiny_model, tiny_engine):
+    from textual import events
+
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await pilot.press(*"first", "ctrl+j", *"second")
+        assert screen.prompt.text == "first\nsecond"
+        await pilot.press("alt+enter", *"third")
+        assert screen.prompt.text == "first\nsecond\nthird"
+        screen.prompt.clear()
+        app.post_message(events.Paste("line one\nline two\nline three"))  # as the terminal driver does
+        await pilot.pause()
+        assert screen.chat.messages == []  # a paste never sends
+        assert screen.prompt.text == "line one\nline two\nline three"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(screen.chat.messages) >= 2 and not screen.generating, what="the answer")
+        assert screen.chat.messages[0]["content"] == "line one\nline two\nline three"
+
+
+@run_async
+async def test_regenerate_edit_and_resend_fork_and_clear(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        store = screen.chat.store
+        await ask(pilot, "What does len do?")
+        await ask(pilot, "hello")
+        first_session = screen.chat.session_id
+
+        await pilot.press("alt+r")  # regenerate
+        await wait_until(pilot, lambda: not screen.generating and len(screen.chat.messages) == 4, what="regenerate")
+        assert [m["role"] for m in store.messages(first_session)] == ["user", "assistant", "user", "assistant"]
+        assert len(screen.transcript.query("AssistantMessage")) == 2
+
+        await pilot.press("alt+e")  # edit the last message
+        assert screen.prompt.text == "hello"
+        screen.prompt.text = "Reverse a string in Python."
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not screen.generating and len(screen.chat.messages) == 4, what="resend")
+        contents = [m["content"] for m in store.messages(first_session)]
+        assert contents[2] == "Reverse a string in Python." and "hello" not in contents
+        assert len(screen.transcript.query("UserMessage")) == 2
+
+        screen.prompt.text = "/fork 1"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.chat.session_id != first_session, what="the fork")
+        assert [m["content"] for m in screen.chat.messages][:1] == ["What does len do?"]
+        assert len(screen.chat.messages) == 2
+        assert len(store.messages(first_session)) == 4  # the original is untouched
+
+        forked = screen.chat.session_id
+        await pilot.press("ctrl+l")  # clear: a fresh chat, the old one stays saved
+        await wait_until(pilot, lambda: screen.chat.session_id is None, what="the clear")
+        assert screen.chat.messages == [] and len(store.messages(forked)) == 2
+        assert len(screen.transcript.query("UserMessage")) == 0
+
+
+@run_async
+async def test_escape_cancels_an_edit_and_restores_the_draft(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await ask(pilot, "hello")
+        screen.prompt.text = "my draft"
+        await pilot.press("alt+e")
+        assert screen.prompt.text == "hello" and screen.editing == 0
+        await pilot.press("escape")
+        assert screen.editing is None and screen.prompt.text == "my draft"
+        assert len(screen.chat.messages) == 2
+
+
+@run_async
+async def test_prompt_history_persists_and_is_searchable(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await ask(pilot, "What does len do?")
+        await ask(pilot, "hello")
+    app = make_app(tiny_model, tiny_engine)  # a new run reads the history from the store
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        prompt = app.chat_screen.prompt
+        prompt.text = "draft"
+        await pilot.press("up")
+        assert prompt.text == "hello"
+        await pilot.press("up")
+        assert prompt.text == "What does len do?"
+        await pilot.press("down", "down")
+        assert prompt.text == "draft"
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PickerScreen", what="the history search")
+        await pilot.press(*"len", "enter")
+        await wait_until(pilot, lambda: app.screen is app.chat_screen, what="the search to close")
+        assert prompt.text == "What does len do?"
+
+
+# -- slash commands and the palette ------------------------------------------------------------------
+
+
+@run_async
+async def test_slash_completion_and_generation_settings(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await pilot.press(*"/se")
+        assert screen.menu.display and screen.menu.completions[0].value == "/set "
+        await pilot.press("tab", *"temperature 0.5", "enter")
+        await pilot.pause()
+        assert screen.chat.options["temperature"] == 0.5
+        await ask(pilot, "hello")
+        assert screen.chat.store.get_session(screen.chat.session_id).settings["temperature"] == 0.5
+        # Enter right after fast typing: the menu still offers "/set max_new_tokens" (it follows edits a
+        # message later), and must not replace what was typed after it.
+        screen.prompt.text = "/set max_new"
+        await wait_until(pilot, lambda: screen.menu.display and screen.menu.completions, what="the menu")
+        screen.prompt.text = "/set max_new_tokens 30"
+        screen.prompt.action_send()
+        await wait_until(pilot, lambda: screen.chat.options.get("max_new_tokens") == 30, what="the setting")
+        screen.prompt.text = "/set temprature 1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "temprature" in " ".join(str(n.message) for n in app._notifications)
+        assert "temprature" not in screen.chat.options
+        screen.prompt.text = "/frobnicate"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "unknown command /frobnicate" in " ".join(str(n.message) for n in app._notifications)
+
+
+@run_async
+async def test_system_prompt_and_show_prompt_params_template(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        screen.prompt.text = "/system You are terse."
+        await pilot.press("enter")
+        await ask(pilot, "hello")
+        assert screen.chat.conversation.system == "You are terse."
+        assert screen.chat.store.get_session(screen.chat.session_id).system == "You are terse."
+        for what, expected in (("prompt", "You are terse."), ("params", "temperature = 0\n"), ("template", "<|system|>")):
+            screen.prompt.text = f"/show {what}"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "TextViewer", what=f"/show {what}")
+            assert expected in app.screen.text
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is app.chat_screen, what="the viewer to close")
+        expected_prompt = tiny_engine.renderer.render_prompt(screen.chat.conversation.messages)
+        screen.prompt.text = "/show prompt"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TextViewer", what="/show prompt")
+        assert app.screen.text == expected_prompt
+
+
+@run_async
+async def test_command_palette_reaches_every_chat_action(tiny_model, tiny_engine):
+    from starchat_tui.ui.commands import PALETTE
+
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        for entry in PALETTE:  # every entry names an action that exists
+            namespace, _, name = entry.action.rpartition(".")
+            target = app if namespace == "app" else screen
+            assert hasattr(target, f"action_{name.split('(')[0]}"), entry.action
+        await ask(pilot, "hello")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Regenerate the last")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not screen.generating and len(screen.chat.messages) == 2
+                         and app.screen is screen, what="regenerate from the palette")
+        assert len(screen.chat.store.messages(screen.chat.session_id)) == 2
+
+
+@run_async
+async def test_keys_remapped_in_config_toml_take_effect(tiny_model, tiny_engine):
+    config_file().write_text('[keys]\nregenerate = "f5"\n')
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await ask(pilot, "hello")
+        answers_before = screen.chat.store.messages(screen.chat.session_id)
+        stats_before = tiny_engine.stats  # the engine records a new stats object for every answer
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: tiny_engine.stats is not stats_before and not screen.generating,
+                         what="f5 to regenerate")
+        assert len(screen.chat.store.messages(screen.chat.session_id)) == len(answers_before)
+        await pilot.press("alt+r")  # the default key no longer regenerates
+        await pilot.pause(0.3)
+        assert not screen.generating and tiny_engine.stats is not stats_before
+
+
+def test_a_bad_keys_table_or_theme_stops_the_launch_with_one_line(tiny_model):
+    from starchat_tui.errors import UsageError
+
+    config_file().write_text('[keys]\nregenrate = "f5"\n')
+    with pytest.raises(UsageError, match="regenerate"):
+        make_app(tiny_model)
+    config_file().write_text('theme = "neon"\n')
+    with pytest.raises(UsageError, match="theme 'neon' not found"):
+        make_app(tiny_model)
+
+
+def test_continue_and_session_flags_choose_the_saved_chat(tiny_model):
+    from starchat_tui.errors import UsageError
+    from starchat_tui.store import SessionStore
+
+    with pytest.raises(UsageError, match="no saved session to continue"):
+        make_app(tiny_model, continue_last=True)
+    with pytest.raises(UsageError, match="no session 'abc'"):
+        make_app(tiny_model, session_id="abc")
+    store = SessionStore()
+    older = store.create_session("m")
+    store.add_message(older.id, "user", "older")
+    newer = store.create_session("m")
+    store.add_message(newer.id, "user", "newer")
+    assert make_app(tiny_model, continue_last=True).chat_screen.chat.session_id == newer.id
+    assert make_app(tiny_model, session_id=older.id[:5]).chat_screen.chat.messages[0]["content"] == "older"
+
+
+# -- code blocks -------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_code_blocks_are_numbered_and_copied_saved_from_keys_and_commands(tiny_model, tiny_engine, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await ask(pilot, "Write a function that adds two numbers.")
+        await ask(pilot, "Reverse a string in Python.")
+        from starchat_tui.ui.blocks import number_blocks
+
+        blocks = number_blocks(screen.chat.messages)
+        assert len(blocks) >= 2
+        fences = list(screen.transcript.query("CodeFence"))
+        assert [f.number for f in fences] == [b.number for b in blocks]
+        assert f" {blocks[-1].number} " in screen_text(app)
+
+        screen.prompt.text = "/copy 1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.clipboard == blocks[0].code
+
+        await pilot.press("alt+up")  # the block cursor: last block
+        assert app.focused is fences[-1]
+        await pilot.press("c")
+        assert app.clipboard == blocks[-1].code
+        await pilot.press("s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "AskScreen", what="the save dialog")
+        await pilot.press("enter")  # accept the suggested name
+        await wait_until(pilot, lambda: (tmp_path / blocks[-1].suggested_name()).exists(), what="the file")
+        assert (tmp_path / blocks[-1].suggested_name()).read_text() == blocks[-1].code + "\n"
+        await pilot.press("escape")
+        assert app.focused is screen.prompt
+
+        screen.prompt.text = f"/save 1 {tmp_path / 'out' / 'add.py'}"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: (tmp_path / "out" / "add.py").exists(), what="/save")
+        screen.prompt.text = f"/save 1 {tmp_path / 'out' / 'add.py'}"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the overwrite question")
+        await pilot.press("n")
+        screen.prompt.text = "/copy 99"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert f"no code block 99: this chat has blocks 1 to {len(blocks)}" in " ".join(
+            str(n.message) for n in app._notifications)
+
+
+@run_async
+async def test_export_writes_the_chat_as_markdown_and_json(tiny_model, tiny_engine, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await ask(pilot, "What does len do?")
+        screen.prompt.text = "/export"
+        await pilot.press("enter")
+        exported = tmp_path / f"starchat-{screen.chat.session_id}.md"
+        await wait_until(pilot, exported.exists, what="the Markdown export")
+        assert "What does len do?" in exported.read_text()
+        screen.prompt.text = f"/export json {tmp_path / 'chat.json'}"
+        await pilot.press("enter")
+        await wait_until(pilot, (tmp_path / "chat.json").exists, what="the JSON export")
+        assert json.loads((tmp_path / "chat.json").read_text())["messages"] == screen.chat.messages
+
+
+@run_async
+async def test_model_output_is_shown_inert(tiny_model, tiny_engine):
+    from starchat_tui.store import SessionStore
+
+    store = SessionStore()
+    session = store.create_session("tiny")
+    store.add_message(session.id, "user", "show me colours")
+    store.add_message(session.id, "assistant", "red: \x1b[31mRED\x1b[0m bell\x07\n```python\nprint('\x1b]52;c;aGk=\x07')\n```")
+    app = make_app(tiny_model, tiny_engine, session_id=session.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        text = screen_text(app)
+        assert "␛[31mRED␛[0m bell^G" in text
+        assert "print('␛]52;c;aGk=^G')" in text
+        assert "\x1b" not in text and "\x07" not in text
+
+
+# -- themes ------------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_theme_switches_live_recolours_code_and_is_remembered(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await ask(pilot, "Write a function that adds two numbers.")
+        fence = app.chat_screen.transcript.query("CodeFence").last()
+        dark_spans = {str(s.style) for s in fence._highlighted_code.spans}
+        assert fence._style_name == "monokai"
+        app.chat_screen.prompt.text = "/theme starchat-light"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.theme == "starchat-light", what="the theme")
+        await pilot.pause()
+        assert fence._style_name == "vs"
+        assert {str(s.style) for s in fence._highlighted_code.spans} != dark_spans
+    assert load_settings().theme == "starchat-light"
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.theme == "starchat-light"
+
+
+# -- sessions ----------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_sessions_screen_opens_renames_deletes_and_searches(tiny_model, tiny_engine):
+    from starchat_tui.store import SessionStore
+
+    store = SessionStore()
+    for title, words in (("parsing", "how do I parse json"), ("sorting", "sort a list of tuples"),
+                         ("doomed", "delete me")):
+        session = store.create_session("tiny")
+        store.add_message(session.id, "user", f"{title}: {words}")
+        store.add_message(session.id, "assistant", "answer")
+    app = make_app(tiny_model, tiny_engine, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "SessionsScreen", what="the sessions screen")
+        table = app.screen.query_one("DataTable")
+        assert table.row_count == 3
+        await pilot.press("slash", *"tupl")
+        await pilot.pause()
+        assert table.row_count == 1 and "sorting" in str(table.get_row_at(0))
+        await pilot.press("enter")  # to the list
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "AskScreen", what="rename")
+        app.screen.query_one("Input").value = "tuple sorting"
+        await pilot.press("enter")
+        await pilot.pause()
+        renamed = [s for s in store.list_sessions() if s.title == "tuple sorting"]
+        assert len(renamed) == 1
+        app.screen.query_one("#search").value = "delete"
+        await pilot.pause()
+        table.focus()
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the delete question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(store.list_sessions()) == 2, what="the delete")
+        app.screen.query_one("#search").value = "parse"
+        await pilot.pause()
+        table.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is app.chat_screen, what="the session to open")
+        assert app.chat_screen.chat.messages[0]["content"] == "parsing: how do I parse json"
+        assert len(app.chat_screen.transcript.query("UserMessage")) == 1
+
+
+@run_async
+async def test_a_long_session_mounts_only_its_newest_turns_and_expands_on_demand(tiny_model, tiny_engine):
+    from starchat_tui.store import SessionStore
+
+    store = SessionStore()
+    session = store.create_session("tiny")
+    for n in range(150):
+        store.add_message(session.id, "user", f"question {n}")
+        store.add_message(session.id, "assistant", f"answer {n}\n```python\nprint({n})\n```")
+    app = make_app(tiny_model, tiny_engine, session_id=session.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        transcript = app.chat_screen.transcript
+        mounted = len(transcript.query(".message"))
+        assert mounted == transcript.window < 300
+        assert transcript.hidden_count == 300 - transcript.window
+        assert transcript.is_vertical_scroll_end  # opened at the bottom
+        numbers = [f.number for f in transcript.query("CodeFence")]
+        assert numbers[-1] == 150 and numbers == list(range(150 - len(numbers) + 1, 151))
+        await transcript.expand()
+        await pilot.pause()
+        assert len(transcript.query(".message")) == mounted + transcript.step
+        await ask(pilot, "hello")
+        assert len(app.chat_screen.chat.messages) == 302
+
+
+@run_async
+async def test_the_view_follows_the_answer_only_while_the_user_is_at_the_bottom(random_model, rambling_engine):
+    from starchat_tui.store import SessionStore
+
+    store = SessionStore()
+    long_answers = {"temperature": 0, "min_new_tokens": 600, "max_new_tokens": 600}
+    session = store.create_session("random", settings=long_answers)  # settings belong to the session
+    for n in range(8):  # taller than the screen, small enough to leave room in the context for a long answer
+        store.add_message(session.id, "user", f"q{n}")
+        store.add_message(session.id, "assistant", "\n\n".join("p" for _ in range(4)))
+    app = make_app(random_model, rambling_engine, session_id=session.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        transcript = screen.transcript
+        screen.prompt.text = "ramble"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.generating and transcript.max_scroll_y > 0, what="streaming")
+        await pilot.pause(0.3)
+        assert transcript.scroll_y == transcript.max_scroll_y  # following
+        transcript.scroll_to(y=5, animate=False)  # the user scrolls up to read
+        await pilot.pause(0.3)
+        assert transcript.scroll_y == 5 and transcript.max_scroll_y > 5
+        await wait_until(pilot, lambda: not screen.generating, timeout=60, what="the end of the answer")
+        assert transcript.scroll_y == 5  # never yanked back down
+
+
+# -- running code ------------------------------------------------------------------------------------
+
+
+def session_with_code(code: str) -> str:
+    from starchat_tui.store import SessionStore
+
+    store = SessionStore()
+    session = store.create_session("tiny", settings={"temperature": 0})
+    store.add_message(session.id, "user", "show me")
+    store.add_message(session.id, "assistant", f"Here:\n```python\n{code}\n```")
+    return session.id
+
+
+@run_async
+async def test_running_a_block_asks_first_shows_the_output_and_one_key_sends_it_back(tiny_model, tiny_engine):
+    from starchat_tui.sandbox import probe_backend
+    from starchat_tui.ui.widgets.tool_result import ToolResult
+
+    app = make_app(tiny_model, tiny_engine, session_id=session_with_code("print('half', 1 / 2)\nprint(1 / 0)"))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        screen.prompt.text = "/run 1"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunCodeScreen", what="the run question")
+        assert "print(1 / 0)" in screen_text(app)  # the code is shown before anything runs
+        await pilot.press("escape")  # skip: nothing runs
+        await wait_until(pilot, lambda: app.screen is screen, what="the question to close")
+        assert not screen.transcript.query(ToolResult)
+
+        screen.prompt.text = "/run 1"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunCodeScreen", what="the run question")
+        await pilot.press("r")
+        if not probe_backend().safe:  # without a sandbox every run is confirmed a second time
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the second question")
+            await pilot.press("y")
+        await wait_until(pilot, lambda: bool(screen.transcript.query(ToolResult)), timeout=60, what="the output")
+        result = screen.transcript.query_one(ToolResult).result
+        assert "half 0.5" in result.stdout and "ZeroDivisionError" in result.stderr and result.exit_code != 0
+        await wait_until(pilot, lambda: isinstance(app.focused, ToolResult), what="the output to take focus")
+        await pilot.press("e")  # ask the model about it
+        await wait_until(pilot, lambda: len(screen.chat.messages) == 4 and not screen.generating, what="the answer")
+        question = screen.chat.messages[2]["content"]
+        assert "ZeroDivisionError" in question and "Explain this error" in question
+        assert screen.chat.store.messages(screen.chat.session_id)[2]["content"] == question
+
+
+@run_async
+async def test_without_a_sandbox_the_run_is_flagged_and_confirmed_every_time(tiny_model, tiny_engine, monkeypatch):
+    from starchat_tui.sandbox import probe_backend
+    from starchat_tui.ui.widgets.tool_result import ToolResult
+
+    monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "none")
+    probe_backend.cache_clear()
+    app = make_app(tiny_model, tiny_engine, session_id=session_with_code("print('ran')"))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        for answer in ("n", "y"):
+            screen.prompt.text = "/run 1"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "RunCodeScreen", what="the run question")
+            assert "NO SANDBOX" in screen_text(app)
+            await pilot.press("a")  # "always" still asks again without a sandbox
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the second question")
+            await pilot.press(answer)
+            await wait_until(pilot, lambda: app.screen is screen, what="the dialogs to close")
+            if answer == "n":
+                await pilot.pause(0.2)
+                assert not screen.transcript.query(ToolResult)  # refused: nothing ran
+        await wait_until(pilot, lambda: bool(screen.transcript.query(ToolResult)), timeout=60, what="the output")
+        result = screen.transcript.query_one(ToolResult).result
+        assert result.backend == "none" and result.stdout == "ran\n"
+    probe_backend.cache_clear()
+
+
+# -- the rest of the actions -------------------------------------------------------------------------
+
+
+@run_async
+async def test_help_lists_keys_as_remapped_and_every_slash_command(tiny_model, tiny_engine):
+    from starchat_tui.ui.commands import SLASH_COMMANDS
+
+    config_file().write_text('[keys]\nregenerate = "f5"\n')
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=(110, 60)) as pilot:
+        await ready(pilot)
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen", what="help")
+        text = str(app.screen.query_one("#help-text").render())
+        assert "f5" in text and "Regenerate the last answer" in text and "alt+r" not in text
+        for command in SLASH_COMMANDS:
+            assert command.usage in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.chat_screen, what="help to close")
+
+
+@run_async
+async def test_model_switch_loads_in_the_background_and_is_saved_with_the_session(tiny_model, random_model,
+                                                                                  tiny_engine):
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await ask(pilot, "hello")
+        screen.prompt.text = f"/model {random_model}"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.engine is not tiny_engine and app.engine is not None
+                         and app.loading_model is None, what="the new model")
+        assert screen.status.model == "random" and app.engine.model_name == random_model
+        assert screen.chat.store.get_session(screen.chat.session_id).model == random_model
+
+
+@run_async
+async def test_copy_without_a_number_copies_the_last_answer(tiny_model, tiny_engine, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await ask(pilot, "What does len do?")
+        app.chat_screen.prompt.text = "/copy"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.clipboard == app.chat_screen.chat.messages[-1]["content"], what="copy")
+
+
+@run_async
+async def test_attached_input_waits_for_enter_and_goes_into_the_first_message(tiny_model, tiny_engine):
+    from starchat_tui.chat.attachments import decode_input
+
+    attachment = decode_input(b"def add(a, b):\n    return a + b\n", "x.py")
+    app = make_app(tiny_model, tiny_engine, attachments=[attachment])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        screen = app.chat_screen
+        await wait_until(pilot, lambda: "attached: x.py (python, 3 lines)" in screen_text(app), what="the bar")
+        assert screen.chat.messages == []  # nothing is sent until the user says what to ask
+        await ask(pilot, "What does this do?")
+        first = screen.chat.messages[0]["content"]
+        assert first == "What does this do?\n\nx.py:\n```python\ndef add(a, b):\n    return a + b\n```"
+        assert screen.attachments == []
+
+
+@run_async
+async def test_a_prompt_given_on_the_command_line_is_sent_at_once(tiny_model, tiny_engine):
+    app = make_app(tiny_model, tiny_engine, instruction="Reverse a string in Python.")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.chat_screen
+        await wait_until(pilot, lambda: len(screen.chat.messages) == 2 and not screen.generating, what="the answer")
+        assert screen.chat.messages[0]["content"] == "Reverse a string in Python."
+
+
+@run_async
+async def test_the_transcript_unmounts_old_entries_while_following_and_brings_them_back():
+    from textual.app import App
+    from textual.widgets import Static
+
+    from starchat_tui.ui.widgets.transcript import Transcript
+
+    class Host(App):
+        def compose(self):
+            yield Transcript(window=4, step=3)
+
+    app = Host()
+    async with app.run_test(size=(60, 10)) as pilot:
+        transcript = app.query_one(Transcript)
+        for n in range(12):
+            await transcript.add(lambda n=n: Static(f"entry {n}\n\n"))
+        await pilot.pause()
+        mounted = [w for w in transcript.entries() if w is not None]
+        assert len(mounted) <= 2 * transcript.window and transcript.hidden_count == 12 - len(mounted)
+        assert str(mounted[-1].render()).startswith("entry 11")
+        before = transcript.hidden_count
+        await transcript.expand()
+        assert transcript.hidden_count == before - 3
+        shown = [str(w.render()).split()[1] for w in transcript.query(Static) if "entry" in str(w.render())]
+        assert shown == sorted(shown, key=int)  # older entries come back above, in order
+
+
+@run_async
+async def test_square_brackets_from_users_and_models_are_shown_literally(tiny_model, tiny_engine):
+    from starchat_tui.store import SessionStore
+
+    store = SessionStore()
+    session = store.create_session("tiny")
+    store.add_message(session.id, "user", "why does [bold]x[/] print [red")
+    store.add_prompt("grep '[a-z]' file")
+    app = make_app(tiny_model, tiny_engine, store=store)
+    async with app.run_test(size=(110, 34)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "SessionsScreen", what="the sessions")
+        await wait_until(pilot, lambda: "why does [bold]x[/] print [red" in screen_text(app), what="the title")
+        await pilot.press("escape")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: "grep '[a-z]' file" in screen_text(app), what="the history entry")
+        await pilot.press("escape")
+        app.chat_screen.prompt.text = "/shw [x]"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("unknown command /shw" in n.message for n in app._notifications),
+                         what="the notification")
+        assert all(not n.markup for n in app._notifications)
