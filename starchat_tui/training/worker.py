@@ -1,0 +1,47 @@
+"""The process that trains: one per rank, started by :mod:`starchat_tui.training.launcher`.
+
+It also runs under a launcher of the user's choosing, with the same arguments as ``starchat-tui
+train``::
+
+    torchrun --nproc-per-node 8 -m starchat_tui.training.worker recipe.yaml --deepspeed zero3
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, StarchatError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("STARCHAT_TUI_DEBUG") == "1" or "--debug" in argv
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        from .config import TrainConfig, parse_invocation
+        from .trainer import quiet_libraries, run_training
+
+        quiet_libraries()
+        config = TrainConfig.decoded(argv[1]) if argv[:1] == ["--resolved"] else parse_invocation(argv).config
+        run_training(config)
+        return EXIT_OK
+    except StarchatError as error:
+        if debug:
+            traceback.print_exc()
+        if rank == 0:  # every rank hits the same problem; say it once
+            print(f"starchat-tui: error: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as error:  # our bug, or a library's: one line per rank, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"starchat-tui: internal error on rank {rank}: {type(error).__name__}: {error} "
+              "(rerun with --debug for the traceback)", file=sys.stderr, flush=True)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
