@@ -61,17 +61,24 @@ WRITER = textwrap.dedent(
 
 
 def run_and_kill(script, db, model, tag, delay, env) -> tuple[list[tuple[str, str]], bool]:
-    """Start the writer, SIGKILL it ``delay`` seconds after it is ready; return its completed turns."""
+    """Start the writer, let it finish one turn, SIGKILL it ``delay`` seconds later; return its completed turns.
+
+    Waiting for a first finished turn, rather than a fixed time, keeps the test about durability, not
+    about how fast a busy machine writes.
+    """
     child = subprocess.Popen(
         [sys.executable, str(script), str(db), model, tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=env,
     )
     ready = child.stdout.readline()
     assert ready.startswith("READY"), child.stderr.read()
+    first = child.stdout.readline()
+    assert first.startswith("DONE "), child.stderr.read()
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     out, err = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL, err
+    out = first + out
     done = [tuple(json.loads(line[5:])) for line in out.splitlines() if line.startswith("DONE ")]
     # A line cut in half by the kill is not a completed turn (the print had not returned).
     return done, bool(out) and not out.endswith("\n")
@@ -107,7 +114,7 @@ def test_kill_9_while_writing_loses_no_completed_turn(tmp_path, cli_env):
     for round_index in range(8):
         done, _ = run_and_kill(script, db, "", f"r{round_index}", rng.uniform(0.02, 0.3), cli_env)
         completed += done
-    assert len(completed) > 8, "the writer should have finished turns between the kills"
+    assert len(completed) >= 8, "every round finished at least one turn before its kill"
     messages = check_database(db, completed)
     # Whatever was in flight at a kill is kept too, marked interrupted, never passed off as finished.
     unfinished = [m for m in messages if m.get("interrupted")]

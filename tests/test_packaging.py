@@ -43,6 +43,12 @@ def test_shipped_themes_are_in_the_wheel(wheel_files):
 
 
 @pytest.mark.slow
+def test_training_recipes_are_in_the_wheel(wheel_files):
+    recipes = {f"starchat_tui/recipes/{p.name}" for p in (REPO / "training").iterdir() if p.suffix in (".yaml", ".json")}
+    assert {"starchat_tui/recipes/starchat-alpha.yaml", "starchat_tui/recipes/zero3.json"} <= recipes <= wheel_files
+
+
+@pytest.mark.slow
 def test_the_console_script_is_declared(wheel, wheel_files):
     entry_points = next(name for name in wheel_files if name.endswith("entry_points.txt"))
     assert "starchat-tui = starchat_tui.cli:main" in wheel.read(entry_points).decode()

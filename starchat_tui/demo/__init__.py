@@ -1,42 +1,105 @@
-"""The offline default model: found in the cache folder, or built there on first use."""
+"""The offline default model: found in the cache folder, or built there on first use.
+
+The build (:mod:`.build`) writes a corpus of templated coding dialogues, checks every code block in it,
+trains a tokenizer and a small GPTBigCode with starchat-tui's own training package, and measures the
+result on held-out tasks, in a few minutes on a CPU. :mod:`.tiny` is something else: a placeholder
+model built in seconds, for tests and benchmarks.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ..config import cache_dir
 
 DEMO_NOTE = (
-    "the demo model is a tiny placeholder trained for seconds on a few templated dialogues: its answers are "
-    "not useful. For real answers use -m HuggingFaceH4/starchat-beta (or any chat model)"
+    "the demo model is tiny and was trained in minutes on templated dialogues: it writes, fixes and explains "
+    "small Python functions like those it was trained on, and little else. For real answers use "
+    "-m HuggingFaceH4/starchat-beta (or any chat model)"
 )
 # Bumped whenever the build changes, so an old cached build is not used by a newer starchat-tui.
-DEMO_VERSION = "tiny-v1"
+DEMO_VERSION = "demo-v2"
 
 
-def demo_model_path(progress: Callable[[str], None] | None = None) -> Path:
-    """The demo model's folder, built there first if it is missing."""
-    target = cache_dir() / "models" / DEMO_VERSION
-    if (target / "config.json").exists():
+def demo_folder() -> Path:
+    return cache_dir() / "models" / DEMO_VERSION
+
+
+def demo_info(folder: Path | None = None) -> dict[str, Any]:
+    """What the build recorded about the demo model (empty when it is not built)."""
+    from .build import METADATA_FILE
+
+    try:
+        return json.loads(((folder or demo_folder()) / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_score(info: dict[str, Any]) -> str:
+    score = info.get("heldout_pass_at_1")
+    if score is None:
+        return f"pass@1 on its held-out split: {info.get('eval_note', 'not measured')}"
+    return f"pass@1 on its {info.get('heldout_tasks', '?')} held-out tasks: {100 * score:.1f}% (goal: 70%)"
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """One build at a time per cache folder: a second starchat-tui waits, then finds the model built."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Windows; the atomic rename still keeps builds whole
+        yield
+        return
+    with open(folder / ".demo-build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def demo_model_path(progress: Callable[[str], None] | None = None, *, rebuild: bool = False,
+                    config: Any = None) -> Path:
+    """The demo model's folder, built there first if it is missing (or ``rebuild`` asks for it).
+
+    ``config`` (a :class:`~.build.BuildConfig`) changes what a build makes; tests build a reduced model.
+    """
+    target = demo_folder()
+    if (target / "config.json").exists() and not rebuild:
         return target
-    from .tiny import build_tiny_model
+    from .build import BuildConfig, build_demo_model
 
     report = progress or (lambda step: None)
-    report(f"building the demo model in {target} (first run only)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename into place, so a crash never leaves a half-written model behind.
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-    try:
-        build_tiny_model(staging, progress=report)
+    with _build_lock(target.parent):
+        if (target / "config.json").exists() and not rebuild:
+            return target  # another process built it while this one waited
+        report(f"building the demo model in {target} (first run only; a few minutes)")
+        # Build beside the target and rename into place, so a crash never leaves a half-written model behind.
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
         try:
+            result = build_demo_model(staging, config or BuildConfig(), version=DEMO_VERSION, progress=report)
+            _fix_paths(staging, target)
+            if rebuild and target.exists():
+                old = target.with_name(f".old-{DEMO_VERSION}-{os.getpid()}")
+                os.rename(target, old)
+                shutil.rmtree(old, ignore_errors=True)
             os.rename(staging, target)
-        except OSError:
-            if not (target / "config.json").exists():  # not a race another process won
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    report(f"demo model built in {result.seconds:.0f} s; {describe_score(demo_info(target))}")
     return target
+
+
+def _fix_paths(staging: Path, target: Path) -> None:
+    """The card names the folder the model will live in, not the staging folder it was built in."""
+    card = staging / "README.md"
+    if card.exists():
+        card.write_text(card.read_text(encoding="utf-8").replace(str(staging), str(target)), encoding="utf-8")

@@ -1,0 +1,322 @@
+"""``starchat-tui eval``: pass@k on coding tasks in the sandbox, or a pairwise LLM judge."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, UsageError
+
+DESCRIPTION = """\
+Measure a model.
+
+Functional correctness: ask the model every task of a HumanEval-format file, take the code block
+from each answer, run it with the task's tests in the sandbox, and report pass@1 (and pass@k with
+--samples N). One sample is greedy; several are sampled at temperature 0.8 (change it with -o).
+
+  starchat-tui eval --model demo --tasks HumanEval.jsonl.gz
+  starchat-tui eval --model bigcode/starcoder --tasks tasks.jsonl --samples 10 --out results.jsonl
+
+Pairwise judge, as in the StarChat write-up: two assistants (models, or JSONL files of saved answers)
+answer every prompt; a judge model scores both answers from 1 to 8 with its reasons, in both orders
+to cancel position bias; the result is A's wins, ties and losses.
+
+  starchat-tui eval --judge JUDGE_MODEL --compare MODEL_A MODEL_B --prompts prompts.jsonl
+"""
+
+EPILOG = f"""\
+tasks file: one JSON object per line with task_id, prompt, test (defining check(candidate)) and
+entry_point, as in HumanEval; an optional instruction field is sent instead of the prompt.
+prompts file: JSON lines with a "prompt" field, or a text file with one prompt per line.
+answers file (for --compare): JSON lines with "prompt" and "answer" fields.
+--out writes one JSON line per task (task_id, passed, n, correct, samples) or per prompt (scores,
+outcome, the judge's reasons) as results arrive, so an interrupted run keeps what it finished.
+
+{EXIT_CODES_HELP}
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="starchat-tui eval", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-m", "--model", help="the model to measure with --tasks (default: the offline demo model)")
+    parser.add_argument("--tasks", metavar="FILE", help="HumanEval-format JSONL (.jsonl or .jsonl.gz)")
+    parser.add_argument("--samples", type=int, default=1, metavar="N", help="answers per task (default 1)")
+    parser.add_argument("-k", type=int, action="append", metavar="K", help="report pass@K (repeatable; default 1, 10, 100 up to N)")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N tasks or prompts")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds each answer may run (default 10)")
+    parser.add_argument("--allow-unsafe", action="store_true", help="run answers even where no sandbox is available")
+    parser.add_argument("--judge", metavar="MODEL", help="the judge model for a pairwise comparison")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two models, or two JSONL files of answers")
+    parser.add_argument("--prompts", metavar="FILE", help="the questions for --compare")
+    parser.add_argument("--single-order", action="store_true", help="judge each pair once (A first) instead of in both orders")
+    parser.add_argument("--out", metavar="FILE", help="write one JSON line per task or prompt")
+    parser.add_argument("-s", "--system", help="a system message for the model(s) under test")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a generation setting, repeatable: -o temperature=0.2 -o max_new_tokens=300")
+    parser.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    parser.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the models")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def say(message: str) -> None:
+    print(f"starchat-tui eval: {message}", file=sys.stderr, flush=True)
+
+
+def open_out(path: str | None) -> TextIO | None:
+    if not path:
+        return None
+    target = Path(path).expanduser()
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {path}: folder {target.parent} does not exist")
+    try:
+        return target.open("w", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"--out {path}: cannot write it ({error.strerror})") from None
+
+
+def load(model: str, args: argparse.Namespace):
+    from ..config import load_settings
+    from ..engine import load_engine
+
+    settings = load_settings({"device": args.device, "dtype": args.dtype,
+                              "trust_remote_code": args.trust_remote_code or None})
+    return load_engine(model, device=settings.device, dtype=settings.dtype,
+                       trust_remote_code=settings.trust_remote_code, progress=say)
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    from ..config import load_settings, parse_options
+    from .progress import ProgressBar
+    from .runner import EvalInterrupted, evaluate, require_sandbox
+    from .tasks import load_tasks
+
+    tasks = load_tasks(args.tasks)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise UsageError(f"--limit must be at least 1, not {args.limit}")
+        tasks = tasks[: args.limit]
+    if args.samples < 1:
+        raise UsageError(f"--samples must be at least 1, not {args.samples}")
+    if args.k and max(args.k) > args.samples:
+        raise UsageError(f"pass@{max(args.k)} needs --samples {max(args.k)} or more")
+    options = parse_options(args.option)
+    require_sandbox(args.allow_unsafe)  # before the model loads: minutes saved when it would be refused
+    out = open_out(args.out)
+    model = args.model or load_settings().model
+    engine = load(model, args)
+    say(f"{len(tasks)} tasks from {args.tasks}, {args.samples} sample(s) each")
+    bar = ProgressBar("eval", len(tasks))
+    passed = 0
+
+    def on_result(result, done: int, total: int) -> None:
+        nonlocal passed
+        passed += result.correct
+        bar.update(done, f"pass@1 {100 * passed / (done * args.samples):.1f}%")
+        if out:
+            out.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+            out.flush()
+
+    try:
+        report = evaluate(engine, tasks, samples=args.samples, ks=args.k, options=options, system=args.system,
+                          timeout=args.timeout, allow_unsafe=args.allow_unsafe, seed=args.seed, on_result=on_result)
+    except EvalInterrupted as stop:
+        bar.close()
+        print_report(model, args.tasks, stop.report)
+        say(f"interrupted; the {len(stop.report.results)} finished tasks are above" + (f" and in {args.out}" if out else ""))
+        return EXIT_INTERRUPTED
+    finally:
+        if out:
+            out.close()
+    print_report(model, args.tasks, report)
+    return EXIT_OK
+
+
+def print_report(model: str, source: str, report: Any) -> None:
+    print(f"model     {model}")
+    print(f"tasks     {len(report.results)} of {report.total_tasks} from {source}")
+    for k, value in report.pass_at.items():
+        print(f"pass@{k:<4} {100 * value:.1f}%")
+    print(f"time      {report.seconds:.0f} s (sandbox: {report.backend})")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pairwise judge
+
+
+def load_prompts(path: str) -> list[str]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UsageError(f"--prompts {path}: no such file")
+    text = file.read_text(encoding="utf-8", errors="replace")
+    prompts: list[str] = []
+    if file.suffix in (".jsonl", ".json"):
+        rows = _json_rows(file, text)
+        for where, row in rows:
+            prompt = _field(row, ("prompt", "instruction", "question"))
+            if prompt is None:
+                raise UsageError(f"{where}: no prompt field (expected {{\"prompt\": \"...\"}})")
+            prompts.append(prompt)
+    else:
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError(f"--prompts {path}: no prompts in it")
+    return prompts
+
+
+def _json_rows(file: Path, text: str) -> list[tuple[str, Any]]:
+    if file.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{file}: not valid JSON ({error.msg})") from None
+        if not isinstance(data, list):
+            raise UsageError(f"{file}: expected a JSON list of objects")
+        return [(f"{file}[{i}]", row) for i, row in enumerate(data)]
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((f"{file}:{number}", json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{file}:{number}: not valid JSON ({error.msg})") from None
+    return rows
+
+
+def _field(row: Any, names: tuple[str, ...]) -> str | None:
+    if isinstance(row, str):
+        return row
+    if isinstance(row, dict):
+        for name in names:
+            if isinstance(row.get(name), str):
+                return row[name]
+    return None
+
+
+def is_answers_file(source: str) -> bool:
+    path = Path(source).expanduser()
+    return path.is_file() and path.suffix in (".jsonl", ".json")
+
+
+def load_answers(path: str, prompts: list[str]) -> list[str]:
+    """Saved answers for each prompt, matched by the prompt's text."""
+    file = Path(path).expanduser()
+    by_prompt: dict[str, str] = {}
+    for where, row in _json_rows(file, file.read_text(encoding="utf-8", errors="replace")):
+        prompt = _field(row, ("prompt", "instruction", "question")) if isinstance(row, dict) else None
+        reply = _field(row, ("answer", "response", "completion", "output")) if isinstance(row, dict) else None
+        if prompt is None or reply is None:
+            raise UsageError(f"{where}: expected {{\"prompt\": ..., \"answer\": ...}}")
+        by_prompt[prompt.strip()] = reply
+    missing = [p for p in prompts if p.strip() not in by_prompt]
+    if missing:
+        raise UsageError(f"{path}: no answer for {len(missing)} prompt(s), the first: {missing[0][:80]!r}")
+    return [by_prompt[p.strip()] for p in prompts]
+
+
+def model_answers(model: str, prompts: list[str], args: argparse.Namespace, label: str) -> list[str]:
+    import torch
+
+    from ..chat.conversation import Conversation
+    from ..config import parse_options
+    from .progress import ProgressBar
+
+    engine = load(model, args)
+    options = parse_options(args.option)
+    torch.manual_seed(args.seed)
+    bar = ProgressBar(f"answers {label}", len(prompts))
+    answers = []
+    try:
+        for index, prompt in enumerate(prompts, 1):
+            conversation = Conversation(system=args.system)
+            conversation.add("user", prompt)
+            for _ in engine.stream(conversation, **options):
+                pass
+            answers.append(conversation.messages[-1]["content"])
+            bar.update(index)
+    except KeyboardInterrupt:
+        bar.close()
+        raise
+    del engine
+    gc.collect()
+    return answers
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    from ..chat.inert import make_inert
+    from .judge import Comparison, judge_pair, tally
+    from .progress import ProgressBar
+
+    if not args.compare or not args.prompts:
+        raise UsageError("--judge needs --compare A B and --prompts FILE")
+    if args.tasks:
+        raise UsageError("--tasks and --judge are separate runs; give one of them")
+    prompts = load_prompts(args.prompts)
+    if args.limit is not None:
+        prompts = prompts[: max(args.limit, 1)]
+    out = open_out(args.out)
+    sources = []
+    for label, source in zip("AB", args.compare):
+        sources.append(load_answers(source, prompts) if is_answers_file(source) else None)
+    try:
+        answers = [
+            given if given is not None else model_answers(source, prompts, args, label)
+            for label, source, given in zip("AB", args.compare, sources)
+        ]
+        judge = load(args.judge, args)
+        comparisons = []
+        bar = ProgressBar("judging", len(prompts))
+        for index, (prompt, a, b) in enumerate(zip(prompts, *answers), 1):
+            comparison = judge_pair(judge, Comparison(prompt, a, b), both_orders=not args.single_order)
+            comparisons.append(comparison)
+            if out:
+                out.write(json.dumps(comparison.as_dict(), ensure_ascii=False) + "\n")
+                out.flush()
+            bar.update(index)
+    except KeyboardInterrupt:
+        say("interrupted" + (f"; the finished comparisons are in {args.out}" if out else ""))
+        return EXIT_INTERRUPTED
+    finally:
+        if out:
+            out.close()
+
+    a_name, b_name = args.compare
+    for index, comparison in enumerate(comparisons, 1):
+        scores = comparison.scores()
+        shown = f"A {scores[0]:.1f} · B {scores[1]:.1f}" if scores else "unreadable verdict"
+        first_line = make_inert(comparison.prompt.strip().splitlines()[0])[:70]
+        print(f"[{index}] {shown} · {comparison.outcome:<8} {first_line}")
+        reasons = next((v.reasons for v in comparison.verdicts_ab + comparison.verdicts_ba if v.reasons), "")
+        if reasons:
+            print("    " + make_inert(reasons.strip().splitlines()[0])[:200])
+    counts = tally(comparisons)
+    scored = [c.scores() for c in comparisons if c.scores()]
+    print()
+    print(f"A = {a_name}, B = {b_name}, judged by {args.judge}"
+          + ("" if args.single_order else " (each pair in both orders)"))
+    print(f"A: {counts['win']} wins, {counts['tie']} ties, {counts['loss']} losses"
+          + (f"; {counts['unparsed']} unreadable verdicts" if counts["unparsed"] else ""))
+    if scored:
+        print(f"mean score: A {sum(s[0] for s in scored) / len(scored):.2f}, B {sum(s[1] for s in scored) / len(scored):.2f} (1-8)")
+    return EXIT_OK
+
+
+def main(argv: list[str], debug: bool = False) -> int:
+    args = build_parser().parse_args(argv)
+    if args.judge:
+        return run_judge(args)
+    if args.compare or args.prompts:
+        raise UsageError("--compare and --prompts go with --judge MODEL")
+    if not args.tasks:
+        raise UsageError("give --tasks FILE.jsonl to measure pass@k, or --judge MODEL --compare A B --prompts FILE")
+    return run_tasks(args)

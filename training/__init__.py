@@ -1,0 +1,1 @@
+"""The shipped training recipes, installed as the package starchat_tui.recipes."""
