@@ -66,6 +66,7 @@ def test_stops_at_end_token_from_the_tokenizer_not_the_config(engine, tiny_model
 
 def test_plain_tokenizer_falls_back_to_the_starchat_template(tiny_model_plain):
     engine = load_engine(tiny_model_plain)
+    assert engine.tokenizer.chat_template is None
     assert not engine.renderer.uses_own_template
     messages = [{"role": "user", "content": "hi"}]
     assert engine.renderer.render_prompt(messages) == render(messages) + "\n"

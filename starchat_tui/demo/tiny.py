@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..chat.template import CHAT_TEMPLATE, END_OF_TEXT_TOKEN, SPECIAL_TOKENS, render
+from ..chat.template import CHAT_TEMPLATE, render
 
 # Short exchanges the tiny model learns to imitate; enough for it to learn the turn structure.
 DIALOGUES = [
@@ -62,31 +62,15 @@ meaningless replies. For real answers run `starchat-tui -m HuggingFaceH4/starcha
 def train_tokenizer(vocab_size: int = 1024):
     """A byte-level BPE tokenizer with StarChat's special tokens, trained on the built-in corpus.
 
-    With ``vocab_size`` at 261 or less it learns no merges: one token per byte.
+    With ``vocab_size`` at 261 or less it learns no merges: one token per byte. It carries no chat
+    template; ``build_tiny_model`` adds one when asked.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from .tokenizer import train_tokenizer as train_on
 
     corpus = [render([{"role": "user", "content": q}, {"role": "assistant", "content": a}]) for q, a in DIALOGUES]
-    corpus.append(CORPUS_EXTRA)
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[END_OF_TEXT_TOKEN, *SPECIAL_TOKENS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=END_OF_TEXT_TOKEN,
-        eos_token=END_OF_TEXT_TOKEN,
-        unk_token=END_OF_TEXT_TOKEN,
-        pad_token=END_OF_TEXT_TOKEN,
-        additional_special_tokens=list(SPECIAL_TOKENS),
-    )
+    tokenizer = train_on([*corpus, CORPUS_EXTRA], vocab_size)
+    tokenizer.chat_template = None
+    return tokenizer
 
 
 def build_tiny_model(
