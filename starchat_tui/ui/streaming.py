@@ -72,8 +72,10 @@ class StreamFeeder:
         *,
         on_progress: Callable[[str], None] | None = None,
         interval: float = FLUSH_INTERVAL,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.buffer = buffer
+        self.cpu_clock = cpu_clock
         self.write = write
         self.on_progress = on_progress
         self.interval = interval
@@ -87,12 +89,12 @@ class StreamFeeder:
         """Feed until the producer closes the buffer; the raw (not yet inert) text is returned."""
         while True:
             # CPU time of this (the UI) thread over a whole cycle: the flush and the repaint it caused.
-            cpu_started = time.thread_time()
+            cpu_started = self.cpu_clock()
             await asyncio.sleep(self.current_interval)
             chunk, closed = self.buffer.take()
             if chunk:
                 await self._flush(chunk)
-            used = time.thread_time() - cpu_started
+            used = self.cpu_clock() - cpu_started
             self.current_interval = min(MAX_INTERVAL, max(self.interval, used / UI_SHARE))
             self.widest_interval = max(self.widest_interval, self.current_interval)
             if closed:
