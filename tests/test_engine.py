@@ -237,3 +237,24 @@ def test_missing_models_fail_with_one_clear_line(tmp_path):
 def test_quantisation_without_a_gpu_is_a_clear_error(tiny_model):
     with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
         load_engine(tiny_model, quantize="8bit")
+
+
+def test_exiting_with_a_stream_still_running_is_clean(random_model, cli_env, tmp_path):
+    """A script that stops reading mid-answer and exits must not abort inside torch (SIGABRT)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "abandon.py"
+    script.write_text(
+        "import sys\n"
+        "from starchat_tui import Conversation, load_engine\n"
+        "engine = load_engine(sys.argv[1])\n"
+        "conversation = Conversation()\n"
+        "conversation.add('user', 'go on')\n"
+        "stream = engine.stream(conversation, temperature=0, max_new_tokens=900)\n"
+        "print(next(stream), flush=True)\n"
+        "GLOBAL_STREAM = stream  # never closed: the worker thread is still generating at exit\n"
+    )
+    result = subprocess.run([sys.executable, str(script), random_model], env=cli_env, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert b"terminate called" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,19 @@ from .prompt import PromptRenderer, context_limit_of
 # Special tokens that end a turn in common chat formats; only those the tokenizer has as added tokens count.
 # A StarChat model that writes <|user|> or <|system|> has started inventing the next turn: stop there too.
 END_OF_TURN_TOKENS = (END_TOKEN, USER_TOKEN, SYSTEM_TOKEN, "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>")
+
+
+# Generation threads still running, with the event that cancels each. A caller that stops reading a stream
+# without closing it (Ctrl+C in a script) would leave one inside torch while Python shuts down, and the C++
+# runtime aborts the process ("terminate called without an active exception"). So they are stopped first.
+_RUNNING: dict[threading.Thread, threading.Event] = {}
+
+
+@atexit.register
+def _stop_running_generation() -> None:
+    for worker, cancel in list(_RUNNING.items()):
+        cancel.set()
+        worker.join(timeout=30)
 
 
 @dataclass
@@ -147,6 +161,7 @@ class Engine:
                 streamer.end()
 
         worker = threading.Thread(target=work, name="starchat-generate", daemon=True)
+        _RUNNING[worker] = self._cancel
         worker.start()
         pieces: list[str] = []
         finished = False
@@ -159,6 +174,7 @@ class Engine:
             if not finished:  # the consumer stopped reading, or generation failed
                 self._cancel.set()
             worker.join()
+            _RUNNING.pop(worker, None)
             if "ids" not in outcome:
                 # A failed generate may have left the cache half-written; the error reaches the consumer.
                 self._cache.reset()
