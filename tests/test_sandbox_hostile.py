@@ -249,6 +249,18 @@ def test_network_to_localhost_is_unreachable(scenario, listener):
     assert "tcp: blocked" in shell["stdout"], shell
 
 
+def app_environment_holds(pid: int, value: str, wait: float = 5.0) -> bool:
+    """Whether ``value`` shows in the environment of process ``pid``. A process still inside exec (setpriv
+    becoming sleep) shows an empty environment for a moment, so look again until ``wait`` runs out."""
+    deadline = time.monotonic() + wait
+    while True:
+        if value.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 def test_secrets_in_home_and_environment_stay_hidden(scenario):
     planted = scenario.home / f".starchat-sandbox-secret-{secrets.token_hex(4)}"
     file_secret = "file-secret-" + secrets.token_hex(8)
@@ -258,7 +270,7 @@ def test_secrets_in_home_and_environment_stay_hidden(scenario):
         os.chown(planted, scenario.user["uid"], scenario.user["gid"])
     try:
         # The checks can fail: from outside, the secrets are there to be found.
-        assert scenario.secret_value.encode() in Path(f"/proc/{scenario.fake_tui.pid}/environ").read_bytes()
+        assert app_environment_holds(scenario.fake_tui.pid, scenario.secret_value)
         result = scenario.run(snippet("read_secrets.py", SECRET_FILE=planted, HOME=scenario.home))
     finally:
         planted.unlink()
