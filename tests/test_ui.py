@@ -73,6 +73,21 @@ def rambling_engine(random_model):
     return Paced(load_engine(random_model, device="cpu"))
 
 
+@pytest.fixture(scope="module")
+def remote_rambler(random_model, tmp_path_factory):
+    """The rambling model in an engine process, as the app runs it (1000 tokens take it over a second)."""
+    import os
+    import sys
+
+    from starchat_tui.engine.process import EngineProcess
+
+    engine = EngineProcess([sys.executable, "-m", "starchat_tui.engine.worker"],
+                           tmp_path_factory.mktemp("logs") / "engine.log", env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    engine.load(random_model, device="cpu")
+    yield engine
+    engine.close()
+
+
 def make_app(model: str, engine=None, *, generation=None, store=None, **kwargs):
     from starchat_tui.ui.launch import build_app
 
@@ -108,19 +123,20 @@ def screen_text(app) -> str:
 async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanwhile_is_answered(
     tiny_model, monkeypatch
 ):
+    import os
     import threading
 
-    import starchat_tui.engine as engine_package
+    import starchat_tui.engine.process as engine_process
 
     # Hold the real loader back until the test has typed and sent, so "meanwhile" is certain.
     gate = threading.Event()
-    real_load = engine_package.load_engine
+    real_start = engine_process.start_engine_process
 
-    def gated_load(*args, **kwargs):
+    def gated_start(*args, **kwargs):
         gate.wait(60)
-        return real_load(*args, **kwargs)
+        return real_start(*args, **kwargs)
 
-    monkeypatch.setattr(engine_package, "load_engine", gated_load)
+    monkeypatch.setattr(engine_process, "start_engine_process", gated_start)
     app = make_app(tiny_model)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.chat_screen
@@ -140,6 +156,25 @@ async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanw
         assert screen.chat.messages[1]["role"] == "assistant"
         status = screen.status
         assert status.model == "tiny" and status.device == "cpu" and status.dtype == "float32"
+        engine_pid = app.engine.pid
+        assert engine_pid != os.getpid(), "the model runs in a process of its own"
+        await pilot.press("ctrl+q")
+    assert engine_process_gone(engine_pid), "quitting the app must end its engine process"
+
+
+def engine_process_gone(pid: int) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except ChildProcessError:  # already reaped by the app's close()
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @run_async
@@ -177,10 +212,13 @@ async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_mode
         assert screen.status.cached_tokens > 0  # the second turn reuses the first turn's cache
 
 
+@pytest.mark.parametrize("key", ["escape", "ctrl+c"])
 @run_async
-async def test_escape_stops_an_answer_which_stays_marked_interrupted(random_model, rambling_engine):
-    app = make_app(random_model, rambling_engine, generation={"temperature": 0, "min_new_tokens": 900,
-                                                                 "max_new_tokens": 900})
+async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_interrupted(
+    random_model, remote_rambler, key
+):
+    app = make_app(random_model, remote_rambler, generation={"temperature": 0, "min_new_tokens": 1000,
+                                                                "max_new_tokens": 1000})
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         screen = app.chat_screen
@@ -188,34 +226,16 @@ async def test_escape_stops_an_answer_which_stays_marked_interrupted(random_mode
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.generating and len(screen.transcript.query("MarkdownBlock")) > 0,
                          what="streaming to start")
-        await pilot.press("escape")
+        await pilot.press(key)
         await wait_until(pilot, lambda: not screen.generating, what="the stop")
         reply = screen.chat.messages[-1]
         assert reply["interrupted"] is True and reply["content"]
+        assert remote_rambler.stats.new_tokens < 1000
         saved = screen.chat.store.messages(screen.chat.session_id)[-1]
         assert saved == reply
         await wait_until(pilot, lambda: "■ interrupted" in screen_text(app), what="the interrupted mark")
         # The partial answer stays in context: the next prompt holds it.
-        assert reply["content"] in tiny_prompt(rambling_engine, screen.chat.conversation.messages)
-
-
-def tiny_prompt(engine, messages) -> str:
-    return engine.renderer.render_prompt(messages)
-
-
-@run_async
-async def test_ctrl_c_stops_an_answer_too(random_model, rambling_engine):
-    app = make_app(random_model, rambling_engine, generation={"temperature": 0, "min_new_tokens": 900,
-                                                                 "max_new_tokens": 900})
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        screen = app.chat_screen
-        screen.prompt.text = "ramble"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.generating and rambling_engine._busy.locked(), what="generation")
-        await pilot.press("ctrl+c")
-        await wait_until(pilot, lambda: not screen.generating, what="the stop")
-        assert screen.chat.messages[-1].get("interrupted") is True
+        assert reply["content"] in remote_rambler.renderer.render_prompt(screen.chat.conversation.messages)
 
 
 @run_async

@@ -1,7 +1,8 @@
 """The Textual app: a thin router for themes, keys, the command palette, screens and the loaded engine.
 
-The model loads on a worker thread after the first paint; the chat screen hears about each loading step,
-and the user can type (and even send) meanwhile.
+The model loads after the first paint, in an engine process of its own (see
+:mod:`starchat_tui.engine.process`: generation there never waits for the UI's painting); the chat screen
+hears about each loading step, and the user can type (and even send) meanwhile.
 """
 
 from __future__ import annotations
@@ -77,8 +78,7 @@ class StarchatApp(App[int]):
         if self._preloaded is not None:
             self.call_later(self._loaded, self._preloaded)
         else:
-            # Start loading once the first frame is out: importing torch holds the GIL for seconds and
-            # would otherwise hold back the first paint.
+            # Start loading once the first frame is out, so nothing competes with it.
             self.call_after_refresh(self.load_model, self.settings.model)
 
     def _theme_changed(self, name: str) -> None:
@@ -108,10 +108,10 @@ class StarchatApp(App[int]):
                 pass
 
         try:
-            from ..engine import load_engine
+            from ..engine.process import start_engine_process
 
             settings = self.settings
-            engine = load_engine(
+            engine = start_engine_process(
                 name, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
                 trust_remote_code=settings.trust_remote_code, progress=progress,
             )
@@ -125,12 +125,24 @@ class StarchatApp(App[int]):
         except Exception as error:  # an unexpected failure is still shown, never a crash
             self.call_from_thread(self._load_failed, f"could not load {name}: {type(error).__name__}: {error}")
         else:
-            self.call_from_thread(self._loaded, engine)
+            try:
+                self.call_from_thread(self._loaded, engine)
+            except RuntimeError:  # the app closed while the model loaded: nobody will use this engine
+                engine.close()
 
     async def _loaded(self, engine: Any) -> None:
-        self.engine = engine
+        previous, self.engine = self.engine, engine
         self.loading_model = None
+        self._close_engine(previous)
         await self._chat_screen.engine_ready(engine)
+
+    def _close_engine(self, engine: Any) -> None:
+        """End an engine process this app started (one handed in belongs to whoever made it)."""
+        if engine is not None and engine is not self._preloaded and hasattr(engine, "close"):
+            engine.close()
+
+    def on_unmount(self) -> None:
+        self._close_engine(self.engine)
 
     def _load_failed(self, message: str) -> None:
         self.loading_model = None
