@@ -5,8 +5,9 @@ code block streams.
   (the engine benchmark's model: 2 wide layers, so Python overhead, not matmuls, bounds decode on a CPU,
   which makes it the hardest case for a UI sharing the interpreter);
 - time from starting ``starchat-tui`` to the first painted screen (the model still loading behind it);
-- the longest the UI loop is blocked while a 3000-token answer that is one code block streams in at
-  2000 tokens/s, with our fence against Textual's stock fence (which re-highlights the whole block on
+- while a 3000-token answer that is one code block streams in at 2000 tokens/s: the longest gap between
+  two screen updates (what the eye sees as a stutter) and the longest the UI loop is blocked (what the
+  fingers feel), with our fence against Textual's stock fence (which re-highlights the whole block on
   every flush); and whether the UI keeps up with that rate.
 """
 
@@ -20,13 +21,14 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from run import Row
 
 AREA = "tui"
 NEW_TOKENS = 600
-RUNS = 3
+RUNS = 5
 ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 STATS = re.compile(rb"(\d+) tokens \xc2\xb7 ([\d.]+) tok/s")
 
@@ -193,7 +195,7 @@ def bench_first_paint(model_path: str, workdir: Path) -> Row:
         finally:
             term.close()
     median = statistics.median(times)
-    return Row(AREA, "time to first paint (process start to prompt on screen, median of 3)",
+    return Row(AREA, f"time to first paint (process start to prompt on screen, median of {RUNS})",
                f"{median:.2f} s", "<= 1 s", median <= 1.0)
 
 
@@ -217,11 +219,18 @@ def code_block_tokens(count: int) -> list[str]:
     return tokens[:count] + ["\n```\n"]
 
 
-async def stream_code_block(tokens: list[str], rate: float, stock_fence: bool) -> tuple[float, float, float, float]:
-    """Stream ``tokens`` at ``rate`` tokens/s into an answer in the real app; returns (worst loop stall s,
-    seconds to produce, seconds until the last token was on screen, UI-thread CPU seconds spent meanwhile).
+@dataclass
+class CodeBlockRun:
+    worst_stall_s: float  # the longest the UI loop was blocked
+    worst_gap_s: float  # the longest wait between two updates of the answer on screen
+    updates: int
+    produced_s: float  # seconds to produce the tokens
+    shown_s: float  # seconds until the last token was on screen
+    cpu_s: float  # UI-thread CPU meanwhile: the steady measure (a stall also counts other processes' time)
 
-    The CPU time is the steady measure: a stall also counts time the OS gave to other processes."""
+
+async def stream_code_block(tokens: list[str], rate: float, stock_fence: bool) -> CodeBlockRun:
+    """Stream ``tokens`` at ``rate`` tokens/s into an answer in the real app, as the chat screen does."""
     from textual.widgets import Markdown
 
     from starchat_tui.config import load_settings
@@ -265,9 +274,10 @@ async def stream_code_block(tokens: list[str], rate: float, stock_fence: bool) -
 
             started = time.perf_counter()
             cpu_started = time.thread_time()
+            updates: list[float] = []
             thread = threading.Thread(target=produce)
             thread.start()
-            await StreamFeeder(buffer, stream.write).run()
+            await StreamFeeder(buffer, stream.write, on_progress=lambda text: updates.append(time.perf_counter())).run()
             await widget.end_stream(stream, interrupted=False, footer="")
             shown = time.perf_counter() - started
             cpu = time.thread_time() - cpu_started
@@ -277,7 +287,8 @@ async def stream_code_block(tokens: list[str], rate: float, stock_fence: bool) -
             assert widget.markdown.source.endswith("```\n")
     finally:
         AnswerMarkdown.BLOCKS = ours
-    return max(stalls) - 0.001, produced[0], shown, cpu
+    gaps = [later - earlier for earlier, later in zip(updates, updates[1:])]
+    return CodeBlockRun(max(stalls) - 0.001, max(gaps), len(updates), produced[0], shown, cpu)
 
 
 class _NoEngine:
@@ -299,14 +310,20 @@ def bench_code_block(rate: float = 2000.0) -> list[Row]:
     asyncio.run(stream_code_block(tokens[:100] + tokens[-1:], rate, stock_fence=False))  # imports, lexers
     ours = asyncio.run(stream_code_block(tokens, rate, stock_fence=False))
     stock = asyncio.run(stream_code_block(tokens, rate, stock_fence=True))
-    keeps_up = ours[2] <= ours[1] * 1.1 + 0.2
+    keeps_up = ours.shown_s <= ours.produced_s * 1.1 + 0.2
     return [
-        Row(AREA, "worst frame gap (UI loop stall), 3000-token single code block at 2000 tok/s",
-            f"{ours[0] * 1000:.0f} ms (Textual's stock fence: {stock[0] * 1000:.0f} ms)", "-", None),
-        Row(AREA, "UI-thread CPU to show that block",
-            f"{ours[3]:.2f} s (stock fence: {stock[3]:.2f} s)", "-", None),
-        Row(AREA, "UI absorbs 2000 tok/s (last token on screen vs produced)",
-            f"{ours[2]:.2f} s vs {ours[1]:.2f} s (stock fence: {stock[2]:.2f} s)", "keeps up", keeps_up),
+        Row(AREA, "3000-token single code block at 2000 tok/s: worst gap between screen updates",
+            f"{ours.worst_gap_s * 1000:.0f} ms, {ours.updates / ours.produced_s:.0f} updates/s "
+            f"(Textual's stock fence: {stock.worst_gap_s * 1000:.0f} ms, {stock.updates / stock.produced_s:.0f}/s)",
+            "<= 100 ms", ours.worst_gap_s <= 0.1),
+        Row(AREA, "... worst UI loop stall (frame time)",
+            f"{ours.worst_stall_s * 1000:.0f} ms (stock fence: {stock.worst_stall_s * 1000:.0f} ms)", "<= 50 ms",
+            ours.worst_stall_s <= 0.05),
+        Row(AREA, "... UI-thread CPU to show that block",
+            f"{ours.cpu_s:.2f} s (stock fence: {stock.cpu_s:.2f} s)", "-", None),
+        Row(AREA, "... UI absorbs 2000 tok/s (last token on screen vs produced)",
+            f"{ours.shown_s:.2f} s vs {ours.produced_s:.2f} s (stock fence: {stock.shown_s:.2f} s)", "keeps up",
+            keeps_up),
     ]
 
 

@@ -559,6 +559,42 @@ async def test_model_output_is_shown_inert(tiny_model, tiny_engine):
         assert "\x1b" not in text and "\x07" not in text
 
 
+@run_async
+async def test_a_long_code_block_streams_in_drawing_only_its_new_lines(tiny_model, tiny_engine):
+    """Redrawing a growing block on every flush is what makes long code answers stutter; only new lines may be drawn."""
+    from starchat_tui.ui.widgets.answer import AssistantMessage
+    from starchat_tui.ui.widgets.code_fence import CodeLines
+
+    app = make_app(tiny_model, tiny_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        transcript = app.chat_screen.transcript
+        transcript.follow()
+        widget = await transcript.add(lambda: AssistantMessage("", streaming=True))
+        stream = widget.start_stream()
+        await stream.write("Here it is:\n\n```python\n")
+        lines = [f"value_{n} = compute({n}) * {n}" for n in range(300)]
+        drawn_per_flush = []
+        for start in range(0, len(lines), 10):
+            view = widget.query(CodeLines).first() if widget.query(CodeLines) else None
+            before = view.lines_drawn if view else 0
+            await stream.write("\n".join(lines[start:start + 10]) + "\n")
+            await pilot.pause()
+            await pilot.pause()
+            drawn_per_flush.append(widget.query_one(CodeLines).lines_drawn - before)
+        await stream.write("```\n")
+        await widget.end_stream(stream, interrupted=False, footer="")
+        view = widget.query_one(CodeLines)
+        # The ten new lines and the one before them, however long the block has grown (a block redrawn
+        # whole would draw every line on screen: 30 here).
+        assert max(drawn_per_flush[5:]) <= 11, drawn_per_flush
+        assert sum(drawn_per_flush) < 2 * len(lines)
+        await wait_until(pilot, lambda: "value_299 = compute(299) * 299" in screen_text(app), what="the last line")
+        fence = widget.query_one("CodeFence")
+        assert fence.code.rstrip("\n") == "\n".join(lines)
+        assert [line.plain for line in view._lines] == lines
+
+
 # -- themes ------------------------------------------------------------------------------------------
 
 

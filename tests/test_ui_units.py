@@ -386,9 +386,11 @@ def test_the_feeder_backs_off_when_painting_is_expensive_and_not_when_it_is_chea
 
         return asyncio.run(main())
 
-    cost = 0.004
+    # Costly enough to back off, not so costly that the 10-frames-a-second floor hides the back-off.
+    cost = streaming.UI_SHARE * (streaming.FLUSH_INTERVAL + streaming.MAX_INTERVAL) / 2
     cheap, costly = feed(0.0), feed(cost)
     assert cheap.widest_interval == streaming.FLUSH_INTERVAL
+    assert costly.widest_interval > streaming.FLUSH_INTERVAL
     assert min(streaming.MAX_INTERVAL, cost / streaming.UI_SHARE) * 0.9 <= costly.widest_interval
     assert costly.widest_interval <= streaming.MAX_INTERVAL
     assert costly.text == cheap.text == "".join(f"t{n} " for n in range(12))

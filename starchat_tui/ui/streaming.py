@@ -7,26 +7,29 @@ one fragment into the answer's ``MarkdownStream``, which re-parses only the last
 buffer closes the feeder flushes the tail, so no token is ever dropped.
 
 Painting is not free: each flush re-parses the last block, lays the screen out and renders what changed,
-and on a small CPU that costs tens of milliseconds, taken from generation (same process, same GIL, same
-cores). So the feeder watches how much CPU the UI thread spends per flush and, when it exceeds
-:data:`UI_SHARE` of the time, waits longer between flushes (up to :data:`MAX_INTERVAL`): a fast machine
-streams at 25 frames a second, a slow one at fewer, and generation keeps its speed on both.
+and on a small CPU that costs around 20 ms. The model runs in its own process (see
+:mod:`starchat_tui.engine.process`), so painting does not hold up decoding through the interpreter lock,
+but it still takes a share of the machine's cores. So the feeder watches how much CPU the UI thread spends
+per flush and, when it exceeds :data:`UI_SHARE` of the time, waits longer between flushes (up to
+:data:`MAX_INTERVAL`): a fast machine streams at 25 frames a second, a slow one at fewer, never under 10.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from ..chat.inert import make_inert
 
 # 25 updates a second looks continuous. When the widget is slower than our writes (a long open code
 # fence), MarkdownStream merges them until it catches up.
 FLUSH_INTERVAL = 0.04
-MAX_INTERVAL = 0.25  # 4 updates a second: the slowest that still reads as streaming
-UI_SHARE = 0.05  # the most of one core the UI thread should spend painting while an answer streams
+MAX_INTERVAL = 0.1  # 10 updates a second: slower reads as stutter
+UI_SHARE = 0.5  # the most of one core the UI thread should spend painting while an answer streams
 
 
 class TokenBuffer:
@@ -62,6 +65,22 @@ class TokenBuffer:
         return self._error
 
 
+@contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects that existed before an answer began.
+
+    The app holds hundreds of thousands of long-lived objects (widgets, styles, parsed Markdown), and a
+    full collection walks them all: tens of milliseconds, a visible hitch every few frames while an answer
+    streams. Frozen, they are skipped; what the answer itself creates is still collected as usual, and
+    at the end everything is handed back to the collector, so no garbage outlives the answer.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 class StreamFeeder:
     """Drains a :class:`TokenBuffer` into a Markdown stream on a timer and returns the whole raw text."""
 
@@ -87,6 +106,10 @@ class StreamFeeder:
 
     async def run(self) -> str:
         """Feed until the producer closes the buffer; the raw (not yet inert) text is returned."""
+        with long_lived_objects_frozen():
+            return await self._feed()
+
+    async def _feed(self) -> str:
         while True:
             # CPU time of this (the UI) thread over a whole cycle: the flush and the repaint it caused.
             cpu_started = self.cpu_clock()

@@ -5,8 +5,9 @@ that is one long code block costs O(n^2) while it streams, and each flush stalls
 fence does O(new text) work per flush instead:
 
 - only lines completed since the last flush are highlighted (the unfinished last line shows plain);
-- the block is shown as a stack of fixed-size chunks, and only the last chunk changes while it grows, so
-  Textual re-renders a few dozen lines per flush however long the block gets.
+- the lines are drawn one at a time (:class:`CodeLines`, Textual's line API) and each drawn line is kept,
+  so a flush draws only the lines that changed, and only those on screen: never the whole block, and no
+  widget is mounted as it grows.
 
 When the answer ends the whole block is highlighted once, with lexer state that spans lines (a docstring,
 say) known from the start.
@@ -17,7 +18,10 @@ from __future__ import annotations
 from functools import partial
 
 from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Static
 from textual.widgets._markdown import MarkdownBlock, MarkdownFence
 
@@ -58,19 +62,60 @@ class FenceHeader(Static):
             fence.action_block(kind)
 
 
-CHUNK_LINES = 32
 WHOLE_IN_THREAD_LINES = 120
 
 
-class CodeChunk(Static):
-    """Up to CHUNK_LINES lines of a code block; only a block's last chunk changes while it streams."""
+class CodeLines(Widget):
+    """The lines of a code block, each drawn when it first shows on screen and then kept until it changes."""
 
     DEFAULT_CSS = """
-    CodeChunk { width: auto; min-width: 100%; height: auto; padding: 0 2; }
+    CodeLines { width: auto; min-width: 100%; height: auto; padding: 0 2; }
     """
 
-    def __init__(self, content: Content) -> None:
-        super().__init__(content, expand=True, markup=False)
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[Content] = []
+        self._drawn: dict[int, Strip] = {}
+        self._width = 0
+        self.lines_drawn = 0  # how many times a line was drawn: a growing block should add only its new lines
+
+    def show(self, lines: list[Content]) -> None:
+        """Show ``lines``; those that are the very objects shown before are not drawn again."""
+        shown = self._lines
+        same = 0
+        for old, new in zip(shown, lines):
+            if old is not new:
+                break
+            same += 1
+        if same == len(shown) == len(lines):
+            return
+        for y in [y for y in self._drawn if y >= same]:
+            del self._drawn[y]
+        widest = max((line.cell_length for line in lines[same:]), default=0)
+        width = widest if same == 0 else max(self._width, widest)
+        resized = len(lines) != len(shown) or width != self._width
+        self._lines, self._width = lines, width
+        self.refresh(layout=resized)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return self._width
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(1, len(self._lines))
+
+    def notify_style_update(self) -> None:
+        self._drawn.clear()  # the colours under the code changed
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        strip = self._drawn.get(y)
+        if strip is None:
+            if y >= len(self._lines):
+                return Strip.blank(0)
+            line = self._lines[y]
+            strip = self._drawn[y] = Strip(line.render_segments(self.visual_style), line.cell_length)
+            self.lines_drawn += 1
+        return strip
 
 
 class CodeFence(MarkdownFence):
@@ -101,8 +146,7 @@ class CodeFence(MarkdownFence):
         self._lines: list[Content] = []  # ... as one Content per line
         self._partial = False  # highlighted line by line, not yet as a whole
         self._style_name: str | None = None
-        self._chunks: list[CodeChunk] = []
-        self._final_chunks = 0  # leading chunks that are full and will not change again
+        self._view: CodeLines | None = None  # made on first show: most fences parsed while streaming are thrown away
 
     # -- highlighting ----------------------------------------------------------------------------------
 
@@ -112,13 +156,12 @@ class CodeFence(MarkdownFence):
     def _highlight(self, incremental: bool) -> None:
         style = current_code_style(self)
         if style.name != self._style_name or not self.code.startswith(self._stable_source):
-            self._stable_source, self._lines, self._final_chunks = "", [], 0
+            self._stable_source, self._lines = "", []
             self._style_name = style.name
         if not incremental:
             self._partial = False
             self._stable_source = self.code
             self._lines = style.highlight(self.code, self.lexer).split("\n", allow_blank=True) if self.code else []
-            self._final_chunks = 0
             return
         cut = self.code.rfind("\n") + 1
         if cut > len(self._stable_source):
@@ -128,23 +171,11 @@ class CodeFence(MarkdownFence):
         self._partial = True
 
     def _show(self) -> None:
-        """Put the highlighted lines (and the unfinished tail) on screen, touching only chunks that changed."""
+        """Put the highlighted lines (and the unfinished tail) on screen."""
         tail = self.code[len(self._stable_source):]
-        lines = self._lines + ([Content(tail)] if tail else [])
-        count = max(1, -(-len(lines) // CHUNK_LINES))
-        for index in range(self._final_chunks if self._final_chunks <= len(self._chunks) else 0, count):
-            content = Content("\n").join(lines[index * CHUNK_LINES:(index + 1) * CHUNK_LINES])
-            if index < len(self._chunks):
-                self._chunks[index].update(content)
-            else:
-                chunk = CodeChunk(content)
-                self._chunks.append(chunk)
-                if self.is_mounted:
-                    self.mount(chunk)
-        for extra in self._chunks[count:]:
-            extra.remove()
-        del self._chunks[count:]
-        self._final_chunks = len(self._lines) // CHUNK_LINES
+        if self._view is None:
+            self._view = CodeLines()
+        self._view.show(self._lines + ([Content(tail)] if tail else []))
 
     @property
     def _highlighted_code(self) -> Content:
@@ -175,7 +206,7 @@ class CodeFence(MarkdownFence):
     def _use_whole(self, code: str, style_name: str, lines: list[Content]) -> None:
         if code != self.code or style_name != self._style_name or not self._partial:
             return  # the block or the theme changed meanwhile; that path highlighted it already
-        self._stable_source, self._lines, self._final_chunks, self._partial = code, lines, 0, False
+        self._stable_source, self._lines, self._partial = code, lines, False
         self._show()
 
     def notify_style_update(self) -> None:
@@ -206,7 +237,7 @@ class CodeFence(MarkdownFence):
         self._highlight(incremental=self._streaming())
         self._show()
         yield FenceHeader()
-        yield from self._chunks
+        yield self._view
 
     def on_mount(self) -> None:
         markdown = self._markdown
