@@ -258,3 +258,28 @@ def test_exiting_with_a_stream_still_running_is_clean(random_model, cli_env, tmp
     result = subprocess.run([sys.executable, str(script), random_model], env=cli_env, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert b"terminate called" not in result.stderr
+
+
+def test_the_streamer_hands_over_text_at_most_every_20ms_and_loses_none(engine):
+    """Waking the consumer for every token slows decoding; tokens that come faster are handed over together."""
+    import torch
+
+    from starchat_tui.engine.streaming import COALESCE_S, ChunkStreamer
+
+    ids = engine.tokenizer("def add(a, b):\n    return a + b  # the sum of a and b\n", add_special_tokens=False)["input_ids"]
+    fast = ChunkStreamer(engine.tokenizer, engine._stop_ids)
+    fast.put(torch.tensor([ids[:1]]))  # the prompt, which is skipped
+    for token in ids:
+        fast.put(torch.tensor([token]))
+    fast.end()
+    handed = list(fast)
+    assert len(handed) == 2, "the first text at once, then the rest together"
+    assert "".join(handed) == engine.tokenizer.decode(ids)
+
+    slow = ChunkStreamer(engine.tokenizer, engine._stop_ids)
+    slow.put(torch.tensor([ids[:1]]))
+    for token in ids[:4]:
+        slow.put(torch.tensor([token]))
+        time.sleep(COALESCE_S * 1.5)
+    slow.end()
+    assert len(list(slow)) == 4, "tokens slower than the interval go one by one"
