@@ -175,6 +175,10 @@ def test_a_killed_engine_process_is_an_error_that_names_its_log(random_model, tm
             pass
     with pytest.raises(EngineProcessError):
         engine.renderer.count_tokens("still there?")
+    started = time.monotonic()
+    with pytest.raises(EngineProcessError):
+        list(engine.stream(asking("anyone?")))
+    assert time.monotonic() - started < 1, "asking a dead engine fails at once"
     engine.close()
     assert log.exists(), "the log of a crashed engine is kept"
 

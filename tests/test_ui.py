@@ -130,13 +130,13 @@ async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanw
 
     # Hold the real loader back until the test has typed and sent, so "meanwhile" is certain.
     gate = threading.Event()
-    real_start = engine_process.start_engine_process
+    real_spawn = engine_process.spawn_engine_process
 
-    def gated_start(*args, **kwargs):
+    def gated_spawn():
         gate.wait(60)
-        return real_start(*args, **kwargs)
+        return real_spawn()
 
-    monkeypatch.setattr(engine_process, "start_engine_process", gated_start)
+    monkeypatch.setattr(engine_process, "spawn_engine_process", gated_spawn)
     app = make_app(tiny_model)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.chat_screen
@@ -175,6 +175,25 @@ def engine_process_gone(pid: int) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_quitting_while_the_model_loads_ends_the_loading_process_at_once(tiny_model):
+    import time
+
+    pids = []
+
+    async def quit_mid_load() -> None:
+        app = make_app(tiny_model)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app._loading_engine is not None, what="the engine process")
+            pids.append(app._loading_engine.pid)
+            await pilot.press("ctrl+q")
+
+    started = time.monotonic()
+    asyncio.run(quit_mid_load())  # returns once the loading worker has finished too
+    # Loading this model takes seconds (importing torch alone does); waiting it out is what this forbids.
+    assert time.monotonic() - started < 2.5
+    assert engine_process_gone(pids[0]), "the loading engine process outlived the app"
 
 
 @run_async
@@ -223,7 +242,7 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
         await ready(pilot)
         screen = app.chat_screen
         screen.prompt.text = "ramble"
-        await pilot.press("enter")
+        app.simulate_key("enter")  # not pilot.press, which may wait for the whole answer
         await wait_until(pilot, lambda: screen.generating and len(screen.transcript.query("MarkdownBlock")) > 0,
                          what="streaming to start")
         await pilot.press(key)
@@ -709,7 +728,8 @@ async def test_the_view_follows_the_answer_only_while_the_user_is_at_the_bottom(
         screen = app.chat_screen
         transcript = screen.transcript
         screen.prompt.text = "ramble"
-        await pilot.press("enter")
+        # Not pilot.press: it waits for the screen to go idle, which a streaming answer may not do until it ends.
+        app.simulate_key("enter")
         await wait_until(pilot, lambda: screen.generating and transcript.max_scroll_y > 0, what="streaming")
         await pilot.pause(0.3)
         assert transcript.scroll_y == transcript.max_scroll_y  # following

@@ -111,7 +111,9 @@ class EngineProcess:
         while True:
             try:
                 message = read_message(stream)
-            except (OSError, ValueError):
+            except ValueError:  # not one of our lines: the child's log would say who wrote it
+                continue
+            except OSError:
                 message = None
             if message is None:
                 break
@@ -220,10 +222,11 @@ class EngineProcess:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("this engine is already generating; cancel() it or wait for the reply")
         ident, pending = self._open()
-        ended = False
+        sent = ended = False
         try:
             messages = [{"role": m["role"], "content": m["content"]} for m in conversation.messages]
             self._send("stream", id=ident, messages=messages, options=generation_options)
+            sent = True
             while True:
                 message = pending.messages.get()
                 if message["op"] == "chunk":
@@ -233,7 +236,7 @@ class EngineProcess:
                 self._end(conversation, message)
                 return
         finally:
-            if not ended:  # the consumer stopped reading: stop the answer and keep what it became
+            if sent and not ended:  # the consumer stopped reading: stop the answer and keep what it became
                 self.cancel()
                 deadline = time.monotonic() + CANCEL_GRACE_S
                 while time.monotonic() < deadline:
@@ -292,10 +295,15 @@ def engine_log_path() -> Path:
     return cache_dir() / "logs" / f"engine-{os.getpid()}-{time.time_ns()}.log"
 
 
+def spawn_engine_process() -> EngineProcess:
+    """A fresh engine process with no model yet: call its ``load``; ``close`` it to stop a load midway."""
+    return EngineProcess([sys.executable, "-m", "starchat_tui.engine.worker"], engine_log_path())
+
+
 def start_engine_process(model: str, *, progress: Progress | None = None, **load_options: Any) -> EngineProcess:
     """Start an engine process and load ``model`` in it; ``load_options`` are :func:`load_engine`'s
     (device, dtype, quantize, trust_remote_code)."""
-    engine = EngineProcess([sys.executable, "-m", "starchat_tui.engine.worker"], engine_log_path())
+    engine = spawn_engine_process()
     try:
         engine.load(model, progress, **load_options)
     except BaseException:

@@ -53,6 +53,7 @@ class StarchatApp(App[int]):
         self.engine_error = ""
         self.loading_model: str | None = None
         self._preloaded = engine  # an engine already loaded (tests, benchmarks): no loading on start
+        self._loading_engine: Any = None  # the engine process loading a model right now
         self._chat_screen = ChatScreen(chat, attachments=attachments, instruction=instruction, send_first=send_first)
         for spec in catalog.themes.values():
             self.register_theme(spec.textual_theme())
@@ -108,13 +109,18 @@ class StarchatApp(App[int]):
                 pass
 
         try:
-            from ..engine.process import start_engine_process
+            from ..engine.process import spawn_engine_process
 
             settings = self.settings
-            engine = start_engine_process(
-                name, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
-                trust_remote_code=settings.trust_remote_code, progress=progress,
-            )
+            engine = self._loading_engine = spawn_engine_process()
+            try:
+                engine.load(name, progress, device=settings.device, dtype=settings.dtype,
+                            quantize=settings.quantize, trust_remote_code=settings.trust_remote_code)
+            except BaseException:
+                engine.close()
+                raise
+            finally:
+                self._loading_engine = None
             # Import the lexers answers use most while the UI is idle, not during the first code block.
             from .highlight import lexer_for
 
@@ -143,6 +149,9 @@ class StarchatApp(App[int]):
 
     def on_unmount(self) -> None:
         self._close_engine(self.engine)
+        loading = self._loading_engine
+        if loading is not None:  # quitting mid-load: end that process too, or the load holds up the exit
+            loading.close()
 
     def _load_failed(self, message: str) -> None:
         self.loading_model = None
