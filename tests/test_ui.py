@@ -177,6 +177,19 @@ def engine_process_gone(pid: int) -> bool:
     return False
 
 
+@run_async
+async def test_what_the_first_answer_needs_is_imported_while_the_model_loads(tiny_model):
+    """Importing transformers for the generation settings took 0.7 s on the UI thread at the first Enter."""
+    from starchat_tui.engine.generation import known_settings
+
+    known_settings.cache_clear()
+    app = make_app(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert known_settings.cache_info().currsize == 1
+        await pilot.press("ctrl+q")
+
+
 def test_quitting_while_the_model_loads_ends_the_loading_process_at_once(tiny_model):
     import time
 

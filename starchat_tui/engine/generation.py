@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from ..errors import UsageError
@@ -15,10 +16,12 @@ DEFAULTS: dict[str, Any] = {"temperature": 0.2, "top_k": 50, "top_p": 0.95, "max
 RESERVED = {"streamer", "past_key_values", "stopping_criteria", "input_ids", "attention_mask", "use_cache"}
 
 
-def known_settings() -> set[str]:
+@lru_cache(maxsize=1)
+def known_settings() -> frozenset[str]:
+    # Importing transformers takes most of a second: the app warms this up while its model loads.
     from transformers import GenerationConfig
 
-    return set(GenerationConfig().to_dict()) - {"transformers_version", "_from_model_config"}
+    return frozenset(GenerationConfig().to_dict()) - {"transformers_version", "_from_model_config"}
 
 
 def resolve_generation_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

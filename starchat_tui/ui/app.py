@@ -114,6 +114,7 @@ class StarchatApp(App[int]):
             settings = self.settings
             engine = self._loading_engine = spawn_engine_process()
             try:
+                self._warm_up()
                 engine.load(name, progress, device=settings.device, dtype=settings.dtype,
                             quantize=settings.quantize, trust_remote_code=settings.trust_remote_code)
             except BaseException:
@@ -121,11 +122,6 @@ class StarchatApp(App[int]):
                 raise
             finally:
                 self._loading_engine = None
-            # Import the lexers answers use most while the UI is idle, not during the first code block.
-            from .highlight import lexer_for
-
-            for language in ("python", "bash"):
-                lexer_for(language)
         except StarchatError as error:
             self.call_from_thread(self._load_failed, str(error))
         except Exception as error:  # an unexpected failure is still shown, never a crash
@@ -135,6 +131,17 @@ class StarchatApp(App[int]):
                 self.call_from_thread(self._loaded, engine)
             except RuntimeError:  # the app closed while the model loaded: nobody will use this engine
                 engine.close()
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Import, while the model loads, what the first answer would otherwise wait for on the UI thread:
+        the generation settings (transformers, most of a second) and the lexers answers use most."""
+        from ..engine.generation import known_settings
+        from .highlight import lexer_for
+
+        known_settings()
+        for language in ("python", "bash"):
+            lexer_for(language)
 
     async def _loaded(self, engine: Any) -> None:
         previous, self.engine = self.engine, engine

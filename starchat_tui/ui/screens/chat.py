@@ -133,12 +133,14 @@ class ChatScreen(PlainNotify, Screen):
         self.count_context()
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
-            self.run_worker(self.send(waiting) if waiting else self.generate(), group="send")
+            # A callable, not a coroutine: a worker that never starts (the app is closing) then leaves nothing
+            # un-awaited behind.
+            self.run_worker(partial(self.send, waiting) if waiting else self.generate, group="send")
 
     def engine_failed(self, message: str) -> None:
         self.status.loading_step = ""
         self.status.error = message
-        self.run_worker(self.note(f"{message}\nLoad another with /model NAME.", "error"))
+        self.run_worker(partial(self.note, f"{message}\nLoad another with /model NAME.", "error"))
 
     @property
     def engine(self) -> Any:
