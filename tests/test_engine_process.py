@@ -108,6 +108,14 @@ def test_cuts_attachments_to_the_context_as_the_in_process_engine_does(remote, l
     assert results[1][2] > 0, "the file is larger than the context and must be cut"
 
 
+def test_the_next_answer_can_be_asked_for_the_moment_the_last_one_ends(remote):
+    conversation = asking("one")
+    for turn in range(15):
+        list(remote.stream(conversation, max_new_tokens=2, **GREEDY))
+        conversation.add("user", f"and {turn}")
+    assert [m["role"] for m in conversation.messages].count("assistant") == 15
+
+
 def test_a_bad_setting_is_the_users_error_not_a_crash(remote):
     conversation = asking("hello")
     with pytest.raises(UsageError, match="did you mean .temperature"):

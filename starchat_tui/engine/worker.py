@@ -32,7 +32,8 @@ class Worker:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.engine: Any = None
-        self.answering: threading.Thread | None = None
+        # Cleared before the answer's "end" goes out, so the app may ask again the moment it reads that.
+        self.answering = threading.Event()
 
     def handle(self, request: dict[str, Any]) -> None:
         op = request.get("op")
@@ -42,7 +43,7 @@ class Worker:
             if self.engine is not None:
                 self.engine.cancel()
         elif op == "reset_cache":
-            if self.engine is not None and not self._busy():
+            if self.engine is not None and not self.answering.is_set():
                 self.engine.reset_cache()
         elif op == "call":
             self.call(request)
@@ -51,9 +52,6 @@ class Worker:
         else:
             self.channel.send("result", id=request.get("id"), error={"type": "RuntimeError",
                                                                       "message": f"unknown request {op!r}"})
-
-    def _busy(self) -> bool:
-        return self.answering is not None and self.answering.is_alive()
 
     def load(self, request: dict[str, Any]) -> None:
         from .engine import load_engine
@@ -91,12 +89,12 @@ class Worker:
             self.channel.send("result", id=request["id"], value=value)
 
     def stream(self, request: dict[str, Any]) -> None:
-        if self.engine is None or self._busy():
+        if self.engine is None or self.answering.is_set():
             problem = "the model is not loaded yet" if self.engine is None else "the engine is already generating"
             self.channel.send("end", id=request["id"], error={"type": "RuntimeError", "message": problem})
             return
-        self.answering = threading.Thread(target=self._answer, args=(request,), name="starchat-answer", daemon=True)
-        self.answering.start()
+        self.answering.set()
+        threading.Thread(target=self._answer, args=(request,), name="starchat-answer", daemon=True).start()
 
     def _answer(self, request: dict[str, Any]) -> None:
         from ..chat.conversation import Conversation
@@ -109,12 +107,12 @@ class Worker:
                 send("chunk", id=ident, text=text)
         except BaseException as error:
             log_unexpected(error)
-            send("end", id=ident, error=error_to_wire(error), stats=self.engine.stats.as_dict(),
-                 warnings=self.engine.warnings)
-            return
-        added = conversation.messages[before:]
-        send("end", id=ident, reply=added[-1] if added else None, stats=self.engine.stats.as_dict(),
-             warnings=self.engine.warnings)
+            outcome: dict[str, Any] = {"error": error_to_wire(error)}
+        else:
+            added = conversation.messages[before:]
+            outcome = {"reply": added[-1] if added else None}
+        self.answering.clear()
+        send("end", id=ident, stats=self.engine.stats.as_dict(), warnings=self.engine.warnings, **outcome)
 
 
 def log_unexpected(error: BaseException) -> None:
