@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,25 @@ def cli_env(isolated_home) -> dict[str, str]:
 def starchat_cmd() -> list[str]:
     """The command line that runs the installed CLI with this interpreter."""
     return [sys.executable, "-m", "starchat_tui"]
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # our own child: reap it, or it lingers as a zombie
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except ChildProcessError:  # someone else's, or already reaped
+            pass
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def process_gone():
+    """``process_gone(pid)``: whether that process ends within 10 s (it is reaped if it is our child)."""
+    return _gone

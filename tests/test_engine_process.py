@@ -36,22 +36,6 @@ def spawn(model: str, log: Path) -> EngineProcess:
     return engine
 
 
-def gone(pid: int, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # our own child: reap it, or it lingers as a zombie
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return True
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture(scope="module")
 def remote(tiny_model, tmp_path_factory):
     engine = spawn(tiny_model, tmp_path_factory.mktemp("logs") / "engine.log")
@@ -206,7 +190,7 @@ def test_a_killed_engine_process_is_an_error_that_names_its_log(random_model, tm
     assert log.exists(), "the log of a crashed engine is kept"
 
 
-def test_the_engine_process_ends_when_its_app_is_killed(tiny_model, tmp_path):
+def test_the_engine_process_ends_when_its_app_is_killed(tiny_model, tmp_path, process_gone):
     """kill -9 the app mid-answer: its engine process must not live on, holding the model in memory."""
     app = textwrap.dedent(
         f"""
@@ -230,7 +214,7 @@ def test_the_engine_process_ends_when_its_app_is_killed(tiny_model, tmp_path):
         process.kill()
         process.wait()
     assert imported_torch == "False", "the app's process must not load torch: the engine process does"
-    assert gone(int(pid)), "the engine process outlived the app"
+    assert process_gone(int(pid)), "the engine process outlived the app"
 
 
 def test_errors_cross_the_process_boundary_as_their_own_class():

@@ -121,7 +121,7 @@ def screen_text(app) -> str:
 
 @run_async
 async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanwhile_is_answered(
-    tiny_model, monkeypatch
+    tiny_model, monkeypatch, process_gone
 ):
     import os
     import threading
@@ -159,22 +159,7 @@ async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanw
         engine_pid = app.engine.pid
         assert engine_pid != os.getpid(), "the model runs in a process of its own"
         await pilot.press("ctrl+q")
-    assert engine_process_gone(engine_pid), "quitting the app must end its engine process"
-
-
-def engine_process_gone(pid: int) -> bool:
-    import os
-    import time
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return True
-        except ChildProcessError:  # already reaped by the app's close()
-            return True
-        time.sleep(0.05)
-    return False
+    assert process_gone(engine_pid), "quitting the app must end its engine process"
 
 
 @run_async
@@ -190,7 +175,7 @@ async def test_what_the_first_answer_needs_is_imported_while_the_model_loads(tin
         await pilot.press("ctrl+q")
 
 
-def test_quitting_while_the_model_loads_ends_the_loading_process_at_once(tiny_model):
+def test_quitting_while_the_model_loads_ends_the_loading_process_at_once(tiny_model, process_gone):
     import time
 
     pids = []
@@ -206,7 +191,7 @@ def test_quitting_while_the_model_loads_ends_the_loading_process_at_once(tiny_mo
     asyncio.run(quit_mid_load())  # returns once the loading worker has finished too
     # Loading this model takes seconds (importing torch alone does); waiting it out is what this forbids.
     assert time.monotonic() - started < 2.5
-    assert engine_process_gone(pids[0]), "the loading engine process outlived the app"
+    assert process_gone(pids[0]), "the loading engine process outlived the app"
 
 
 @run_async
