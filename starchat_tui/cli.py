@@ -130,7 +130,7 @@ def read_stdin_attachment():
 
 def read_attachments(paths: Sequence[str]):
     from .chat.attachments import decode_input
-    from .inputs import read_bytes
+    from .files import read_bytes
 
     attachments = []
     for path in paths:
@@ -157,7 +157,7 @@ def answer(settings, instruction: str, attachments: list, *, as_json: bool, dry_
     from .chat.conversation import Conversation
     from .chat.inert import make_inert
     from .engine.generation import resolve_generation_options
-    from .engine.prompt import fit_attachments
+    from .engine.render import fit_attachments
 
     options = resolve_generation_options(settings.generation)
     conversation = Conversation(system=settings.system)

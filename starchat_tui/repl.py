@@ -305,7 +305,7 @@ class LineChat:
             self._truncate(self.edit_at)
             self.edit_at = None
         if self.attachments:
-            from .engine.prompt import fit_attachments
+            from .engine.render import fit_attachments
 
             engine = self.engine()
             text, cuts = fit_attachments(engine.renderer, self.conversation, text, self.attachments,
@@ -493,7 +493,7 @@ class LineChat:
         self.say(f"new session; the last one is saved as {old}" if old else "new session")
 
     def cmd_save(self, rest: str) -> None:
-        from .store.command import write_file
+        from .files import write_file
 
         words = rest.split()
         force = "--force" in words
@@ -510,7 +510,7 @@ class LineChat:
 
     def cmd_export(self, rest: str) -> None:
         from .store import transcripts
-        from .store.command import write_file
+        from .files import write_file
 
         words = rest.split()
         force = "--force" in words

@@ -18,12 +18,12 @@ import pytest
 from starchat_tui import Conversation, load_engine
 from starchat_tui.chat.attachments import Attachment
 from starchat_tui.engine.process import EngineProcess, EngineProcessError, start_engine_process
-from starchat_tui.engine.prompt import fit_attachments
+from starchat_tui.engine.render import fit_attachments
 from starchat_tui.engine.wire import error_from_wire, error_to_wire
 from starchat_tui.errors import ModelLoadError, UsageError
 
 GREEDY = {"temperature": 0}
-WORKER = [sys.executable, "-m", "starchat_tui.engine.worker"]
+WORKER = [sys.executable, "-m", "starchat_tui.engine.child"]
 
 
 def offline_env() -> dict[str, str]:

@@ -37,14 +37,14 @@ def test_every_module_is_in_the_wheel(wheel_files):
 
 @pytest.mark.slow
 def test_shipped_themes_are_in_the_wheel(wheel_files):
-    themes = {f"starchat_tui/themes/{p.name}" for p in (REPO / "themes").glob("*.toml")}
+    themes = {f"starchat_tui/themes/{p.name}" for p in (REPO / "starchat_tui" / "themes").glob("*.toml")}
     assert len(themes) >= 3
     assert themes <= wheel_files
 
 
 @pytest.mark.slow
 def test_training_recipes_are_in_the_wheel(wheel_files):
-    recipes = {f"starchat_tui/recipes/{p.name}" for p in (REPO / "training").iterdir() if p.suffix in (".yaml", ".json")}
+    recipes = {f"starchat_tui/recipes/{p.name}" for p in (REPO / "starchat_tui" / "recipes").iterdir() if p.suffix in (".yaml", ".json")}
     assert {"starchat_tui/recipes/starchat-alpha.yaml", "starchat_tui/recipes/zero3.json"} <= recipes <= wheel_files
 
 
@@ -58,4 +58,4 @@ def test_installed_themes_load_through_the_package():
     from importlib.resources import files
 
     names = sorted(p.name for p in files("starchat_tui.themes").iterdir() if p.name.endswith(".toml"))
-    assert names == sorted(p.name for p in Path(REPO / "themes").glob("*.toml"))
+    assert names == sorted(p.name for p in Path(REPO / "starchat_tui" / "themes").glob("*.toml"))

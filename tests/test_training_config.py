@@ -149,7 +149,7 @@ def test_starchat_alpha_recipe_matches_the_blog():
     from starchat_tui.training.trainer import build_training_arguments
 
     config = parse_invocation(["starchat-alpha"]).config  # a shipped recipe, by name
-    assert config.source == str(REPO / "training" / "starchat-alpha.yaml")
+    assert config.source == str(REPO / "starchat_tui" / "recipes" / "starchat-alpha.yaml")
     training = config.training
     assert config.model.model_name_or_path == "bigcode/starcoderbase"
     assert config.data.dataset_name == "HuggingFaceH4/oasst1_en" and config.data.max_length == 1024

@@ -114,7 +114,7 @@ def test_launch_commands(tmp_path):
     invocation = _config(tmp_path, "--nproc-per-node", "8", "--deepspeed", "zero3")
     args = torchrun_args(invocation.launch, invocation.config)
     assert args[:5] == ["--nproc-per-node", "8", "--nnodes", "1", "--standalone"]
-    assert args[5:8] == ["--module", "starchat_tui.training.worker", "--resolved"]
+    assert args[5:8] == ["--module", "starchat_tui.training.rank", "--resolved"]
     from starchat_tui.training.config import TrainConfig
 
     assert TrainConfig.decoded(args[8]).to_json() == invocation.config.to_json()
@@ -129,7 +129,7 @@ def test_launch_commands(tmp_path):
     command = deepspeed_command(LaunchOptions(hostfile=str(hostfile), nnodes=2), invocation.config)
     assert command[1:5] == ["-m", "deepspeed.launcher.runner", "--hostfile", str(hostfile)]
     assert ["--num_nodes", "2"] == command[5:7]
-    assert command[-4:-1] == ["--module", "starchat_tui.training.worker", "--resolved"]
+    assert command[-4:-1] == ["--module", "starchat_tui.training.rank", "--resolved"]
 
 
 def test_when_a_launcher_is_needed(tmp_path):

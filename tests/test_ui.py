@@ -81,7 +81,7 @@ def remote_rambler(random_model, tmp_path_factory):
 
     from starchat_tui.engine.process import EngineProcess
 
-    engine = EngineProcess([sys.executable, "-m", "starchat_tui.engine.worker"],
+    engine = EngineProcess([sys.executable, "-m", "starchat_tui.engine.child"],
                            tmp_path_factory.mktemp("logs") / "engine.log", env=dict(os.environ, HF_HUB_OFFLINE="1"))
     engine.load(random_model, device="cpu")
     yield engine
@@ -417,7 +417,7 @@ async def test_system_prompt_and_show_prompt_params_template(tiny_model, tiny_en
 
 @run_async
 async def test_command_palette_reaches_every_chat_action(tiny_model, tiny_engine):
-    from starchat_tui.ui.commands import PALETTE
+    from starchat_tui.session.commands import PALETTE
 
     app = make_app(tiny_model, tiny_engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -499,7 +499,7 @@ async def test_code_blocks_are_numbered_and_copied_saved_from_keys_and_commands(
         screen = app.chat_screen
         await ask(pilot, "Write a function that adds two numbers.")
         await ask(pilot, "Reverse a string in Python.")
-        from starchat_tui.ui.blocks import number_blocks
+        from starchat_tui.chat.blocks import number_blocks
 
         blocks = number_blocks(screen.chat.messages)
         assert len(blocks) >= 2
@@ -820,7 +820,7 @@ async def test_without_a_sandbox_the_run_is_flagged_and_confirmed_every_time(tin
 
 @run_async
 async def test_help_lists_keys_as_remapped_and_every_slash_command(tiny_model, tiny_engine):
-    from starchat_tui.ui.commands import SLASH_COMMANDS
+    from starchat_tui.session.commands import SLASH_COMMANDS
 
     config_file().write_text('[keys]\nregenerate = "f5"\n')
     app = make_app(tiny_model, tiny_engine)

@@ -145,7 +145,7 @@ def test_every_binding_has_an_id_users_can_remap():
 
 
 def test_slash_commands_parse_and_complain_in_one_line():
-    from starchat_tui.ui.commands import SLASH_COMMANDS, is_command, parse
+    from starchat_tui.session.commands import SLASH_COMMANDS, is_command, parse
 
     names = {c.name for c in SLASH_COMMANDS}
     assert {"model", "system", "set", "show", "retry", "edit", "fork", "copy", "save", "run", "export",
@@ -162,7 +162,7 @@ def test_slash_commands_parse_and_complain_in_one_line():
 
 
 def test_slash_completion_offers_commands_then_arguments():
-    from starchat_tui.ui.commands import complete
+    from starchat_tui.session.commands import complete
 
     assert [c.value for c in complete("/sh")] == ["/show "]
     assert [c.value for c in complete("/show p")] == ["/show prompt", "/show params"]
@@ -177,7 +177,7 @@ def test_slash_completion_offers_commands_then_arguments():
 
 
 def test_code_blocks_are_numbered_through_the_answers():
-    from starchat_tui.ui.blocks import blocks_before, number_blocks
+    from starchat_tui.chat.blocks import blocks_before, number_blocks
 
     messages = [
         {"role": "user", "content": "```python\nnot counted\n```"},
@@ -214,7 +214,7 @@ def test_code_is_highlighted_in_the_pygments_style_colours():
 def test_the_feeder_batches_a_fast_producer_and_loses_nothing():
     import asyncio
 
-    from starchat_tui.ui.streaming import StreamFeeder, TokenBuffer
+    from starchat_tui.ui.feeder import StreamFeeder, TokenBuffer
 
     chunks = [f"tok{i} " for i in range(20000)] + ["\x1b[2J the end"]
     buffer = TokenBuffer()
@@ -250,7 +250,7 @@ def test_the_feeder_batches_a_fast_producer_and_loses_nothing():
 def test_the_feeder_reports_a_producer_error_after_flushing_what_came_first():
     import asyncio
 
-    from starchat_tui.ui.streaming import StreamFeeder, TokenBuffer
+    from starchat_tui.ui.feeder import StreamFeeder, TokenBuffer
 
     buffer = TokenBuffer()
     buffer.put("partial answer")
@@ -277,7 +277,7 @@ def store(tmp_path):
 
 
 def test_a_chat_is_saved_only_once_it_has_a_message(store):
-    from starchat_tui.ui.session import ChatSession
+    from starchat_tui.session.chat_session import ChatSession
 
     chat = ChatSession(store, model="demo", system="be brief", options={"temperature": 0})
     assert store.list_sessions() == []
@@ -288,8 +288,8 @@ def test_a_chat_is_saved_only_once_it_has_a_message(store):
 
 
 def test_a_streaming_answer_is_saved_as_it_grows_and_when_it_ends(store, monkeypatch):
-    from starchat_tui.ui import session as session_module
-    from starchat_tui.ui.session import ChatSession
+    from starchat_tui.session import chat_session as session_module
+    from starchat_tui.session.chat_session import ChatSession
 
     monkeypatch.setattr(session_module, "SAVE_INTERVAL", 0.0)
     chat = ChatSession(store, model="demo")
@@ -304,7 +304,7 @@ def test_a_streaming_answer_is_saved_as_it_grows_and_when_it_ends(store, monkeyp
 
 
 def test_a_failed_answer_keeps_what_streamed_and_drops_an_empty_one(store):
-    from starchat_tui.ui.session import ChatSession
+    from starchat_tui.session.chat_session import ChatSession
 
     chat = ChatSession(store, model="demo")
     chat.add_user("one")
@@ -319,7 +319,7 @@ def test_a_failed_answer_keeps_what_streamed_and_drops_an_empty_one(store):
 
 
 def test_regenerate_edit_fork_and_clear_keep_store_and_memory_in_step(store):
-    from starchat_tui.ui.session import ChatSession
+    from starchat_tui.session.chat_session import ChatSession
 
     chat = ChatSession(store, model="demo", system="sys")
     for question, answer in (("q1", "a1"), ("q2", "a2"), ("q3", "a3")):
@@ -343,7 +343,7 @@ def test_regenerate_edit_fork_and_clear_keep_store_and_memory_in_step(store):
 
 
 def test_generation_settings_are_validated_before_they_are_kept(store):
-    from starchat_tui.ui.session import ChatSession
+    from starchat_tui.session.chat_session import ChatSession
 
     chat = ChatSession(store, model="demo")
     chat.add_user("hi")
@@ -360,8 +360,8 @@ def test_generation_settings_are_validated_before_they_are_kept(store):
 def test_the_feeder_backs_off_when_painting_is_expensive_and_not_when_it_is_cheap():
     import asyncio
 
-    from starchat_tui.ui import streaming
-    from starchat_tui.ui.streaming import StreamFeeder, TokenBuffer
+    from starchat_tui.ui import feeder as streaming
+    from starchat_tui.ui.feeder import StreamFeeder, TokenBuffer
 
     def feed(cost: float) -> StreamFeeder:
         buffer = TokenBuffer()

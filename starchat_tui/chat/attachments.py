@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 # Past this share of undecodable bytes the input is not text, whatever its encoding claims.
 UNDECODABLE_LIMIT = 0.10
@@ -56,11 +55,6 @@ def decode_input(data: bytes, source: str) -> Attachment:
             "convert it with iconv or attach a text file"
         )
     return Attachment(source=source, text=text)
-
-
-def read_file(path: str | Path) -> Attachment:
-    path = Path(path)
-    return decode_input(path.read_bytes(), str(path))
 
 
 def guess_language(source: str) -> str:

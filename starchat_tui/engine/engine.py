@@ -24,7 +24,7 @@ from .loading import (
     resolve_source,
     set_cpu_threads,
 )
-from .prompt import PromptRenderer, context_limit_of
+from .render import PromptRenderer, context_limit_of
 
 # Special tokens that end a turn in common chat formats; only those the tokenizer has as added tokens count.
 # A StarChat model that writes <|user|> or <|system|> has started inventing the next turn: stop there too.

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import DEMO_MODEL
 from ..errors import ModelLoadError, UsageError
-from .prompt import PromptRenderer, context_limit_of
+from .render import PromptRenderer, context_limit_of
 
 Progress = Callable[[str], None]
 

@@ -30,7 +30,7 @@ from typing import Any
 from ..chat.conversation import Conversation
 from ..errors import ModelLoadError, StarchatError
 from .loading import Progress
-from .prompt import PromptRenderer
+from .render import PromptRenderer
 from .wire import Channel, error_from_wire, read_message
 
 # A reply in progress when the consumer stops reading is cancelled; this long is allowed for its end.
@@ -297,7 +297,7 @@ def engine_log_path() -> Path:
 
 def spawn_engine_process() -> EngineProcess:
     """A fresh engine process with no model yet: call its ``load``; ``close`` it to stop a load midway."""
-    return EngineProcess([sys.executable, "-m", "starchat_tui.engine.worker"], engine_log_path())
+    return EngineProcess([sys.executable, "-m", "starchat_tui.engine.child"], engine_log_path())
 
 
 def start_engine_process(model: str, *, progress: Progress | None = None, **load_options: Any) -> EngineProcess:

@@ -53,7 +53,6 @@ class ChunkStreamer(TextIteratorStreamer):
         self._handed_at = 0.0
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
-        self.token_puts = 0
 
     def put(self, value: torch.Tensor) -> None:
         if self.next_tokens_are_prompt:
@@ -63,7 +62,6 @@ class ChunkStreamer(TextIteratorStreamer):
         if self.first_token_at is None:
             self.first_token_at = now
         self.last_token_at = now
-        self.token_puts += 1
         ids = value.reshape(-1)
         self.token_cache.extend(ids[~torch.isin(ids, self._stop_ids.to(ids.device))].tolist())
         self._emit_stable_text()

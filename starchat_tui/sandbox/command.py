@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..errors import EXIT_CODES_HELP, EXIT_USAGE, UsageError
-from ..inputs import read_text
+from ..files import read_text
 
 EPILOG = f"""\
 The snippet runs in the best sandbox this machine has (see `starchat-tui doctor`): no network, no

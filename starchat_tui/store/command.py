@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..chat.inert import make_inert
 from ..errors import EXIT_CODES_HELP, EXIT_OK, UsageError
-from ..inputs import read_text
+from ..files import read_text, write_file
 from . import transcripts
 from .sessions import Session, SessionStore, fts_query
 
@@ -200,24 +200,6 @@ def export(store: SessionStore, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     return EXIT_OK
-
-
-def write_file(path: Path, text: str, *, force: bool) -> None:
-    """Write ``text`` to ``path`` whole or not at all; never replace a file unless told to."""
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it or choose another file")
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: no such folder")
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
 
 
 def read_input(name: str) -> str:

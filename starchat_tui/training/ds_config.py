@@ -1,6 +1,6 @@
 """DeepSpeed configs: the shipped ZeRO-3 recipes, and checks on a user's own JSON.
 
-``--deepspeed zero3`` names the shipped ZeRO-3 bf16 config (``training/zero3.json`` in the source tree,
+``--deepspeed zero3`` names the shipped ZeRO-3 bf16 config (``starchat_tui/recipes/zero3.json``,
 kept identical to :data:`ZERO3` by a test so an installed package needs no data files);
 ``--deepspeed zero3-offload`` adds CPU offload of optimizer states and parameters for smaller GPUs.
 Neither has an ``optimizer`` or ``scheduler`` block: with one, DeepSpeed's would silently replace the

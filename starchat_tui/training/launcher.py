@@ -19,7 +19,7 @@ import sys
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 from .config import LaunchOptions, TrainConfig, default_threads
 
-WORKER = "starchat_tui.training.worker"
+WORKER = "starchat_tui.training.rank"
 DEFAULT_PORT = 29500
 
 

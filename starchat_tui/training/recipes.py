@@ -1,27 +1,18 @@
-"""The shipped recipes in the top-level ``training/`` folder, findable by name.
+"""The shipped recipes, in the ``starchat_tui.recipes`` package, findable by name.
 
-``starchat-tui train starchat-alpha`` finds ``training/starchat-alpha.yaml``: in a source checkout
-directly, and in an installed package through ``starchat_tui.recipes`` when the build maps the folder
-there (as it does ``themes/``). A path to any YAML file always works.
+``starchat-tui train starchat-alpha`` finds ``starchat_tui/recipes/starchat-alpha.yaml`` through
+``importlib.resources``, in a source checkout and an installed wheel alike. A path to any YAML file always works.
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 
 def recipes_dir() -> Path:
-    """The top-level ``training/`` folder of a source checkout (absent in an installed wheel)."""
-    return Path(__file__).resolve().parents[2] / "training"
-
-
-def _installed() -> Path | None:
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("starchat_tui.recipes")))
-    except (ModuleNotFoundError, TypeError):
-        return None
+    """The folder of the shipped recipes and DeepSpeed configs."""
+    return Path(str(files("starchat_tui.recipes")))
 
 
 def find_recipe(name: str) -> str:
@@ -29,12 +20,9 @@ def find_recipe(name: str) -> str:
     if Path(name).expanduser().exists() or "/" in name:
         return name
     stem = name.removesuffix(".yaml").removesuffix(".yml")
-    for folder in (recipes_dir(), _installed()):
-        if folder is not None and (folder / f"{stem}.yaml").is_file():
-            return str(folder / f"{stem}.yaml")
-    return name
+    candidate = recipes_dir() / f"{stem}.yaml"
+    return str(candidate) if candidate.is_file() else name
 
 
 def shipped() -> list[str]:
-    folder = recipes_dir() if recipes_dir().is_dir() else _installed()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder else []
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))

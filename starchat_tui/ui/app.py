@@ -17,12 +17,12 @@ from textual.screen import Screen
 
 from ..errors import EXIT_MODEL, EXIT_OK, StarchatError
 from . import keymap
-from .commands import PALETTE
+from ..session.commands import PALETTE
 from .highlight import CodeStyle, code_style
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
-from .screens.sessions import SessionsScreen
-from .session import ChatSession
+from .screens.history import SessionsScreen
+from ..session.chat_session import ChatSession
 from .themes import DEFAULT_THEME, ThemeCatalog, remember_theme
 
 

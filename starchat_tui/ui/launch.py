@@ -33,7 +33,7 @@ def reattach_terminal() -> None:
 
 
 def choose_chat(store: Any, settings: Any, session_id: str | None, continue_last: bool):
-    from .session import ChatSession
+    from ..session.chat_session import ChatSession
 
     if session_id:
         return ChatSession.open(store, store.get_session(session_id).id)

@@ -1,7 +1,6 @@
 """Themes: TOML files that set the Textual colours and the Pygments style code is highlighted with.
 
-Shipped themes live in the ``starchat_tui.themes`` package (the top-level ``themes/`` folder of the source
-tree); users add their own as ``<config dir>/themes/NAME.toml``, and a user theme with a shipped theme's name
+Shipped themes live in the ``starchat_tui.themes`` package; users add their own as ``<config dir>/themes/NAME.toml``, and a user theme with a shipped theme's name
 replaces it. Textual's built-in themes stay available too; their code colours come from a matching Pygments
 style when there is one.
 
@@ -125,13 +124,9 @@ def _pygments_style_exists(name: Any) -> bool:
 
 def _shipped_files() -> list[tuple[str, str]]:
     """(source name, text) of every shipped theme."""
-    try:
-        from importlib.resources import files
+    from importlib.resources import files
 
-        folder = files("starchat_tui.themes")
-    except ModuleNotFoundError:
-        # A source checkout where the wheel's package mapping is not installed: read the folder itself.
-        folder = Path(__file__).resolve().parents[2] / "themes"
+    folder = files("starchat_tui.themes")
     entries = sorted((entry for entry in folder.iterdir() if entry.name.endswith(".toml")), key=lambda e: e.name)
     return [(entry.name, entry.read_text(encoding="utf-8")) for entry in entries]
 

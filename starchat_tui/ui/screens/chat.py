@@ -1,6 +1,6 @@
 """The chat screen: transcript, prompt and status line, and every action on the conversation.
 
-The conversation itself lives in :class:`~starchat_tui.ui.session.ChatSession` (which saves it); the engine
+The conversation itself lives in :class:`~starchat_tui.session.chat_session.ChatSession` (which saves it); the engine
 is the app's. This screen turns keys, slash commands and palette entries into changes to the conversation
 and to what is on screen, and runs generation on a worker thread that only ever hands text to a buffer.
 """
@@ -25,11 +25,12 @@ from textual.widgets import Footer, Static, TextArea
 from ...chat.attachments import Attachment
 from ...chat.inert import make_inert
 from ...errors import StarchatError, UsageError
-from .. import commands, keymap
-from ..blocks import CodeBlock, blocks_before, blocks_in, number_blocks
+from ...session import commands
+from .. import keymap
+from ...chat.blocks import CodeBlock, blocks_before, blocks_in, number_blocks
 from ..clipboard import copy_text
-from ..session import ChatSession
-from ..streaming import StreamFeeder, TokenBuffer
+from ...session.chat_session import ChatSession
+from ..feeder import StreamFeeder, TokenBuffer
 from ..widgets.answer import AssistantMessage
 from ..widgets.code_fence import CodeFence
 from ..widgets.messages import NoteMessage, UserMessage
@@ -258,7 +259,7 @@ class ChatScreen(PlainNotify, Screen):
             if engine is None:
                 await self._wait_for_engine(text)
                 return
-            from ...engine.prompt import fit_attachments
+            from ...engine.render import fit_attachments
 
             try:
                 options = self.chat.resolved_options()

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from .. import keymap
-from ..commands import SLASH_COMMANDS
+from ...session.commands import SLASH_COMMANDS
 
 
 def help_text(user_keymap: dict[str, str]) -> Content:

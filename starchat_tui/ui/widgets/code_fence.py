@@ -23,10 +23,10 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
-from textual.widgets._markdown import MarkdownBlock, MarkdownFence
+from textual.widgets.markdown import MarkdownBlock, MarkdownFence
 
 from .. import keymap
-from ..blocks import fence_language
+from ...chat.blocks import fence_language
 from ..highlight import CodeStyle, code_style
 
 

@@ -16,7 +16,7 @@ from textual.widgets import OptionList, TextArea
 from textual.widgets.option_list import Option
 
 from .. import keymap
-from ..commands import Completion
+from ...session.commands import Completion
 
 
 class CompletionMenu(OptionList):

@@ -3,7 +3,7 @@
 It also runs under a launcher of the user's choosing, with the same arguments as ``starchat-tui
 train``::
 
-    torchrun --nproc-per-node 8 -m starchat_tui.training.worker recipe.yaml --deepspeed zero3
+    torchrun --nproc-per-node 8 -m starchat_tui.training.rank recipe.yaml --deepspeed zero3
 """
 
 from __future__ import annotations

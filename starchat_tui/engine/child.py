@@ -1,6 +1,6 @@
 """The engine process: loads one model and answers the chat app over stdin and stdout.
 
-Run as ``python -m starchat_tui.engine.worker`` by :mod:`starchat_tui.engine.process`; not a command for
+Run as ``python -m starchat_tui.engine.child`` by :mod:`starchat_tui.engine.process`; not a command for
 people. Decoding a small model on a CPU is bound by Python, not by arithmetic, so in the app's process it
 would share one interpreter lock with the UI, and every frame painted would be a pause in generation.
 Here it has the lock to itself.

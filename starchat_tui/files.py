@@ -1,8 +1,10 @@
-"""Reading the files a user names on the command line, or stdin for ``-``, with one-line errors."""
+"""The user's files: reading what they name (or stdin for ``-``) and writing whole files, with one-line errors."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import UsageError
@@ -27,3 +29,21 @@ def read_text(path: str, *, folder_hint: str, encoding_hint: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{'stdin' if path == '-' else path}: not UTF-8 text; {encoding_hint}") from None
+
+
+def write_file(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to ``path`` whole or not at all; never replace a file unless told to."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it or choose another file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    try:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
