@@ -234,22 +234,18 @@ def open_interactive(settings, instruction: str, attachments: list, args: argpar
     """The full-screen app, or line mode with --plain; both reopen the terminal after a drained pipe."""
     if not sys.stdout.isatty():
         raise UsageError("no terminal to open the chat in: use -p to print an answer instead")
+    overrides = [name for name in ("model", "system") if getattr(args, name)]
+    if args.option:
+        overrides.append("generation")
     if args.plain:
-        from .repl import run_repl
+        from .line.chat import run_line_mode
 
-        session_id = args.session
-        if args.continue_last:
-            from .store import SessionStore
-
-            last = SessionStore().last_session()
-            session_id = last.id if last else None
-        overrides = [name for name in ("model", "system") if getattr(args, name)]
-        if args.option:
-            overrides.append("generation")
-        return run_repl(settings, instruction, attachments, session_id, overrides=overrides)
+        return run_line_mode(settings, instruction, attachments, args.session, continue_last=args.continue_last,
+                             overrides=overrides)
     from .ui.launch import run_app
 
-    return run_app(settings, instruction, attachments, session_id=args.session, continue_last=args.continue_last)
+    return run_app(settings, instruction, attachments, session_id=args.session, continue_last=args.continue_last,
+                   overrides=overrides)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanw
     async with app.run_test(size=SIZE) as pilot:
         screen = app.chat_screen
         steps: list[str] = []
-        screen.status.watch(screen.status, "loading_step", lambda step: steps.append(step))
+        screen.status_line.watch(screen.status_line, "loading_step", lambda step: steps.append(step))
         await pilot.pause()
         assert app.engine is None and app.loading_model == tiny_model
         assert tiny_model in screen_text(app)  # painted, naming the model being loaded
@@ -154,7 +154,7 @@ async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanw
                          what="the answer to the early message")
         assert any("loading weights" in step and tiny_model in step for step in steps)
         assert screen.chat.messages[1]["role"] == "assistant"
-        status = screen.status
+        status = screen.status_line
         assert status.model == "tiny" and status.device == "cpu" and status.dtype == "float32"
         engine_pid = app.engine.pid
         assert engine_pid != os.getpid(), "the model runs in a process of its own"
@@ -199,7 +199,7 @@ async def test_a_model_that_cannot_load_is_reported_and_the_app_stays_usable():
     app = make_app("/nonexistent/model-folder")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: bool(app.engine_error), what="the load error")
-        assert "model-folder" in app.chat_screen.status.error
+        assert "model-folder" in app.chat_screen.status_line.error
         await wait_until(pilot, lambda: "Load another with /model NAME" in screen_text(app), what="the note")
         await pilot.press("ctrl+q")
     assert app.return_code == 3
@@ -219,14 +219,14 @@ async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_mode
         assert reply["role"] == "assistant" and reply["content"]
         store = screen.chat.store
         assert store.messages(screen.chat.session_id) == screen.chat.messages
-        status = screen.status
+        status = screen.status_line
         assert status.context_used == tiny_engine.stats.prompt_tokens + tiny_engine.stats.new_tokens > 0
         assert status.context_limit == tiny_engine.context_limit
         assert status.tokens_per_s == tiny_engine.stats.tokens_per_s > 0
         text = screen_text(app)
         assert "tok/s" in text and f"ctx {status.context_used}/{status.context_limit}" in text
         await ask(pilot, "Write a function that adds two numbers.")
-        assert screen.status.cached_tokens > 0  # the second turn reuses the first turn's cache
+        assert screen.status_line.cached_tokens > 0  # the second turn reuses the first turn's cache
 
 
 @pytest.mark.parametrize("key", ["escape", "ctrl+c"])
@@ -417,7 +417,7 @@ async def test_system_prompt_and_show_prompt_params_template(tiny_model, tiny_en
 
 @run_async
 async def test_command_palette_reaches_every_chat_action(tiny_model, tiny_engine):
-    from starchat_tui.session.commands import PALETTE
+    from starchat_tui.ui.palette import PALETTE
 
     app = make_app(tiny_model, tiny_engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -820,7 +820,7 @@ async def test_without_a_sandbox_the_run_is_flagged_and_confirmed_every_time(tin
 
 @run_async
 async def test_help_lists_keys_as_remapped_and_every_slash_command(tiny_model, tiny_engine):
-    from starchat_tui.session.commands import SLASH_COMMANDS
+    from starchat_tui.session.commands import COMMANDS
 
     config_file().write_text('[keys]\nregenerate = "f5"\n')
     app = make_app(tiny_model, tiny_engine)
@@ -830,7 +830,7 @@ async def test_help_lists_keys_as_remapped_and_every_slash_command(tiny_model, t
         await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen", what="help")
         text = str(app.screen.query_one("#help-text").render())
         assert "f5" in text and "Regenerate the last answer" in text and "alt+r" not in text
-        for command in SLASH_COMMANDS:
+        for command in COMMANDS.values():
             assert command.usage in text
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is app.chat_screen, what="help to close")
@@ -848,7 +848,7 @@ async def test_model_switch_loads_in_the_background_and_is_saved_with_the_sessio
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.engine is not tiny_engine and app.engine is not None
                          and app.loading_model is None, what="the new model")
-        assert screen.status.model == "random" and app.engine.model_name == random_model
+        assert screen.status_line.model == "random" and app.engine.model_name == random_model
         assert screen.chat.store.get_session(screen.chat.session_id).model == random_model
 
 

@@ -6,7 +6,6 @@ import atexit
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..chat.conversation import Conversation
@@ -24,6 +23,7 @@ from .loading import (
     resolve_source,
     set_cpu_threads,
 )
+from .protocol import GenerationStats
 from .render import PromptRenderer, context_limit_of
 
 # Special tokens that end a turn in common chat formats; only those the tokenizer has as added tokens count.
@@ -42,21 +42,6 @@ def _stop_running_generation() -> None:
     for worker, cancel in list(_RUNNING.items()):
         cancel.set()
         worker.join(timeout=30)
-
-
-@dataclass
-class GenerationStats:
-    """Numbers about the last reply."""
-
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    new_tokens: int = 0
-    ttft_s: float = 0.0
-    tokens_per_s: float = 0.0
-    dropped_turns: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Engine:
@@ -97,6 +82,11 @@ class Engine:
         self._cancel.set()
 
     def reset_cache(self) -> None:
+        self._cache.reset()
+
+    def close(self) -> None:
+        """Stop any reply and let the model's memory go with this object."""
+        self.cancel()
         self._cache.reset()
 
     def stream(self, conversation: Conversation, **generation_options: Any) -> Iterator[str]:

@@ -30,6 +30,7 @@ from typing import Any
 from ..chat.conversation import Conversation
 from ..errors import ModelLoadError, StarchatError
 from .loading import Progress
+from .protocol import GenerationStats
 from .render import PromptRenderer
 from .wire import Channel, error_from_wire, read_message
 
@@ -70,8 +71,6 @@ class EngineProcess:
     """A model loaded and run by a child process; start one with :func:`start_engine_process`."""
 
     def __init__(self, command: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        from .engine import GenerationStats
-
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log:
@@ -90,7 +89,7 @@ class EngineProcess:
         self.model_name = ""
         self.device = ""
         self.dtype = ""
-        self.renderer: PromptRenderer | None = None
+        self._renderer: PromptRenderer | None = None
         self.stats = GenerationStats()
         self.warnings: list[str] = []
         self._reader = threading.Thread(target=self._read, name="starchat-engine-reader", daemon=True)
@@ -101,8 +100,14 @@ class EngineProcess:
         return self._process.pid
 
     @property
+    def renderer(self) -> PromptRenderer:
+        if self._renderer is None:
+            raise EngineProcessError("no model is loaded in this engine process yet")
+        return self._renderer
+
+    @property
     def context_limit(self) -> int:
-        return self.renderer.context_limit if self.renderer is not None else 0
+        return self._renderer.context_limit if self._renderer is not None else 0
 
     # -- the child's messages ------------------------------------------------------------------------
 
@@ -180,7 +185,7 @@ class EngineProcess:
                     progress(event["step"])
             elif event["op"] == "ready":
                 self.model_name, self.device, self.dtype = event["model_name"], event["device"], event["dtype"]
-                self.renderer = PromptRenderer(RemoteTokenizer(self, event.get("chat_template")), event["context_limit"])
+                self._renderer = PromptRenderer(RemoteTokenizer(self, event.get("chat_template")), event["context_limit"])
                 return
             elif event["op"] == "failed":
                 raise self._error(event["error"])
@@ -254,8 +259,6 @@ class EngineProcess:
             self._busy.release()
 
     def _end(self, conversation: Conversation, message: dict[str, Any]) -> None:
-        from .engine import GenerationStats
-
         if message["op"] == "gone":
             raise self._dead
         if "stats" in message:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "run", "Result", "Limits", "probe_backend", "BackendInfo", "UnsafeRunRefused", "SandboxError",
+    "run", "Result", "Limits", "probe_backend", "BackendInfo", "UnsafeRunRefused", "SandboxError", "WorkdirUnusable",
     "language_names",
 ]
 
 if TYPE_CHECKING:
-    from .errors import SandboxError, UnsafeRunRefused
+    from .errors import SandboxError, UnsafeRunRefused, WorkdirUnusable
     from .languages import names as language_names
     from .limits import Limits
     from .probe import BackendInfo, probe_backend
@@ -32,6 +32,7 @@ _WHERE = {
     "BackendInfo": ("probe", "BackendInfo"),
     "UnsafeRunRefused": ("errors", "UnsafeRunRefused"),
     "SandboxError": ("errors", "SandboxError"),
+    "WorkdirUnusable": ("errors", "WorkdirUnusable"),
     "language_names": ("languages", "names"),
 }
 

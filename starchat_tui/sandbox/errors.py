@@ -11,3 +11,7 @@ class UnsafeRunRefused(UsageError):
 
 class SandboxError(StarchatError):
     """The sandbox itself could not be set up (not the snippet failing). Exit code 1."""
+
+
+class WorkdirUnusable(UsageError):
+    """A work folder the sandbox cannot use here (missing, owned by another uid, out of its reach)."""

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 
 from ..errors import UsageError
+from .errors import WorkdirUnusable
 
 KEEP_RUNS = 50
 
@@ -146,20 +147,20 @@ def check_workdir(path: str | os.PathLike, uid: int | None, gid: int | None, *, 
     """A caller's persistent work dir, checked: it must exist, and the sandbox uid must own it."""
     workdir = Path(path).expanduser()
     if not workdir.is_dir():
-        raise UsageError(f"work dir {workdir}: no such folder; create it first")
+        raise WorkdirUnusable(f"work dir {workdir}: no such folder; create it first")
     workdir = workdir.resolve()
     if uid is None:
         return workdir
     info = workdir.stat()
     if info.st_uid != uid:
         if any(workdir.iterdir()):
-            raise UsageError(
+            raise WorkdirUnusable(
                 f"work dir {workdir} belongs to uid {info.st_uid}, but snippets run as uid {uid} because "
                 f"starchat-tui runs as root: use an empty folder, or chown -R {uid}:{gid} {workdir}"
             )
         os.chown(workdir, uid, gid)
     if needs_reach and not reachable(workdir, uid, gid):
-        raise UsageError(
+        raise WorkdirUnusable(
             f"work dir {workdir} is inside a folder uid {uid} cannot enter; without bubblewrap the "
             "sandbox cannot reach it: use a folder under /var/tmp or /srv instead"
         )

@@ -1,19 +1,29 @@
 """The chat as data: one conversation, its settings, and saving it as it happens.
 
-The chat screen asks this class to change the conversation and it keeps the session store in step, so the
-rules live in one place: a user message is saved the moment it is sent, an answer is saved while it
+Every front-end (the full-screen app, line mode, print mode) changes the conversation through this class,
+so the rules live in one place: a user message is saved the moment it is sent, an answer is saved while it
 streams (at least once a second) and when it ends, and nothing is deleted that the user did not ask to
-remove. A session row is created at the first message, so opening the app and quitting leaves no
-empty session behind. No widgets and no model here.
+remove. A session row is created at the first message, so opening the app and quitting leaves no empty
+session behind. A chat without a store (print mode) keeps the same rules in memory only.
+
+No widgets, no terminal and no model code here: the engine is handed in as a :class:`ChatEngine`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING, Any
 
+from ..chat.attachments import Attachment
 from ..chat.conversation import Conversation
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..engine.protocol import ChatEngine
+    from ..engine.render import PromptRenderer
+    from ..store.sessions import SessionStore
 
 SAVE_INTERVAL = 0.5  # s between saves of a streaming answer; the promise to users is "at least once a second"
 
@@ -23,7 +33,7 @@ class ChatSession:
 
     def __init__(
         self,
-        store: Any,
+        store: SessionStore | None,
         *,
         model: str,
         system: str | None = None,
@@ -36,17 +46,59 @@ class ChatSession:
         self.options: dict[str, Any] = dict(options or {})
         self.session_id = session_id
         self.conversation = conversation if conversation is not None else Conversation(system=system)
+        self.attachments: list[Attachment] = []  # go with the next message sent
+        self.editing: int | None = None  # index of the user message being edited: sending replaces it
+        self.last_reply: dict[str, Any] | None = None  # what the last reply() left in the conversation
         self._reply_id: int | None = None
         self._last_save = 0.0
 
     @classmethod
-    def open(cls, store: Any, session_id: str) -> ChatSession:
-        """A saved session, continued."""
+    def open(
+        cls,
+        store: SessionStore,
+        session_id: str,
+        settings: Settings | None = None,
+        overrides: Collection[str] = (),
+    ) -> ChatSession:
+        """A saved session (an ID or a unique prefix), continued.
+
+        Its model, system prompt and generation settings are kept, except those named in ``overrides``
+        ("model", "system", "generation"): the user gave those on the command line, so they come from
+        ``settings`` and are saved with the session.
+        """
         session = store.get_session(session_id)
-        return cls(
+        chat = cls(
             store, model=session.model, options=session.settings, session_id=session.id,
             conversation=store.conversation(session.id),
         )
+        if settings is not None:
+            if "model" in overrides and settings.model != chat.model:
+                chat.set_model(settings.model)
+            if "system" in overrides:
+                chat.set_system(settings.system)
+            if "generation" in overrides:
+                chat.replace_options({**chat.options, **settings.generation})
+        return chat
+
+    @classmethod
+    def choose(
+        cls,
+        store: SessionStore,
+        settings: Settings,
+        *,
+        session_id: str | None = None,
+        continue_last: bool = False,
+        overrides: Collection[str] = (),
+    ) -> ChatSession:
+        """The chat a front-end opens with: a given session, the last one (``-c``), or a new one."""
+        if continue_last:
+            last = store.last_session()
+            if last is None:
+                raise UsageError("no saved session to continue: start a chat first (without -c)")
+            session_id = last.id
+        if session_id:
+            return cls.open(store, session_id, settings, overrides)
+        return cls(store, model=settings.model, system=settings.system, options=settings.generation)
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -62,6 +114,18 @@ class ChatSession:
     def turn_count(self) -> int:
         return sum(1 for m in self.messages if m["role"] == "user")
 
+    def turns(self) -> list[tuple[int, str]]:
+        """(number, first line) of each user message, for choosing a turn."""
+        turns: list[tuple[int, str]] = []
+        for message in self.messages:
+            if message["role"] == "user":
+                first = message["content"].strip().splitlines()[0] if message["content"].strip() else ""
+                turns.append((len(turns) + 1, first[:80]))
+        return turns
+
+    def answers(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["role"] == "assistant"]
+
     def resolved_options(self) -> dict[str, Any]:
         from ..engine.generation import resolve_generation_options
 
@@ -69,31 +133,79 @@ class ChatSession:
 
     # -- saving ----------------------------------------------------------------------------------------
 
-    def _ensure_saved(self) -> str:
-        if self.session_id is None:
+    def _ensure_saved(self) -> str | None:
+        if self.session_id is None and self.store is not None:
             session = self.store.create_session(self.model, self.system, self.options)
             self.session_id = session.id
         return self.session_id
 
+    def compose(self, renderer: PromptRenderer, text: str) -> tuple[str, list[str]]:
+        """The message to send for ``text``, with the pending attachments cut to fit the context.
+
+        Returns the message and one line for each attachment that had to be cut. The attachments are
+        used up only when they fit; on an error they stay pending and nothing is lost.
+        """
+        if not self.attachments:
+            return text, []
+        from ..engine.render import fit_attachments
+
+        content, cuts = fit_attachments(renderer, self.conversation, text, self.attachments,
+                                        self.resolved_options()["max_new_tokens"])
+        self.attachments = []
+        return content, cuts
+
     def add_user(self, content: str) -> None:
-        """Add and save a user message at once."""
+        """Add and save a user message at once; while editing, it replaces the edited one and what followed."""
+        if self.editing is not None:
+            self._truncate(self.editing)
+            self.editing = None
         session_id = self._ensure_saved()
-        self.store.add_message(session_id, "user", content)
+        if self.store is not None and session_id is not None:
+            self.store.add_message(session_id, "user", content)
         self.conversation.add("user", content)
 
-    def start_reply(self) -> None:
-        """An answer begins: save an empty, unfinished message that the stream will fill in."""
-        self._reply_id = self.store.add_message(self._ensure_saved(), "assistant", "", final=False)
+    def reply(self, engine: ChatEngine) -> Iterator[str]:
+        """Stream ``engine``'s answer to the conversation as it stands, saving it as it grows.
+
+        This is the one stream-and-save loop of every front-end. The answer is saved at once as an
+        unfinished message, again at least every :data:`SAVE_INTERVAL` while it streams, and whole when it
+        ends. A consumer that stops reading (Ctrl+C in a script) or an engine that is cancelled leaves the
+        answer marked interrupted; a failed generation keeps what did stream, marked interrupted, and the
+        error reaches the consumer. :attr:`last_reply` is the answer as saved, or None when none came.
+        """
+        options = self.resolved_options()
+        self.last_reply = None
+        self._start_reply()
+        pieces: list[str] = []
+        error: BaseException | None = None
+        stream = engine.stream(self.conversation, **options)
+        try:
+            for text in stream:
+                pieces.append(text)
+                self._save_progress(pieces)
+                yield text
+        except GeneratorExit:
+            raise  # the consumer stopped reading: the engine marks the answer interrupted
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            stream.close()  # before the answer is read back, so the engine has appended it
+            self.last_reply = self._finish_reply("".join(pieces), error)
+
+    def _start_reply(self) -> None:
+        session_id = self._ensure_saved()
+        if self.store is not None and session_id is not None:
+            self._reply_id = self.store.add_message(session_id, "assistant", "", final=False)
         self._last_save = time.monotonic()
 
-    def reply_progress(self, text: str) -> None:
-        """The answer so far; saved when the last save is older than :data:`SAVE_INTERVAL`."""
+    def _save_progress(self, pieces: list[str]) -> None:
         now = time.monotonic()
-        if self._reply_id is not None and now - self._last_save >= SAVE_INTERVAL:
-            self.store.update_message(self._reply_id, text)
+        if self._reply_id is not None and self.store is not None and now - self._last_save >= SAVE_INTERVAL:
+            self.store.update_message(self._reply_id, "".join(pieces))
             self._last_save = now
 
-    def finish_reply(self, streamed: str, error: BaseException | None) -> dict[str, Any] | None:
+    def _finish_reply(self, streamed: str, error: BaseException | None) -> dict[str, Any] | None:
         """The stream ended; save the answer as the conversation now holds it and return it.
 
         The engine appends the reply to the conversation itself. When generation failed it appends
@@ -104,7 +216,7 @@ class ChatSession:
         reply = messages[-1] if messages and messages[-1]["role"] == "assistant" and error is None else None
         if reply is None and streamed:
             reply = self.conversation.add("assistant", streamed, interrupted=True)
-        if reply_id is None:
+        if reply_id is None or self.store is None or self.session_id is None:
             return reply
         if reply is None:
             self.store.truncate(self.session_id, len(self.messages))
@@ -119,7 +231,7 @@ class ChatSession:
         system = self.system
         kept = self.messages[:keep]
         self.conversation.messages[:] = ([{"role": "system", "content": system}] if system else []) + kept
-        if self.session_id is not None:
+        if self.session_id is not None and self.store is not None:
             self.store.truncate(self.session_id, keep)
 
     def drop_last_reply(self) -> int:
@@ -135,15 +247,13 @@ class ChatSession:
             self._truncate(len(messages) - 1)
         return len(self.messages)
 
-    def take_last_user(self) -> tuple[int, str]:
-        """Remove the last user message and everything after it; returns its index and its text."""
-        messages = self.messages
-        index = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
-        if index is None:
+    def begin_edit(self) -> str:
+        """Mark the last user message as being edited and return its text; sending replaces it."""
+        users = [i for i, m in enumerate(self.messages) if m["role"] == "user"]
+        if not users:
             raise UsageError("no message to edit yet: send one first")
-        text = messages[index]["content"]
-        self._truncate(index)
-        return index, text
+        self.editing = users[-1]
+        return str(self.messages[users[-1]]["content"])
 
     def message_count_through_turn(self, turn: int) -> int:
         """How many messages turns 1..``turn`` hold (a turn is a user message and its answers)."""
@@ -159,7 +269,7 @@ class ChatSession:
 
     def fork(self, turn: int | None = None) -> ChatSession:
         """A new saved session holding this chat up to the end of ``turn`` (default: all of it)."""
-        if self.session_id is None or not self.messages:
+        if self.session_id is None or self.store is None or not self.messages:
             raise UsageError("nothing to fork yet: send a message first")
         upto = len(self.messages) if turn is None else self.message_count_through_turn(turn)
         forked = self.store.fork(self.session_id, upto)
@@ -171,32 +281,42 @@ class ChatSession:
 
     def set_system(self, text: str | None) -> None:
         self.conversation.system = text or None
-        if self.session_id is not None:
+        if self.session_id is not None and self.store is not None:
             self.store.set_system(self.session_id, text or None)
 
     def set_option(self, key: str, value: Any) -> None:
         """Set (or with value None, reset) one generation setting, validated before it is kept."""
-        from ..engine.generation import resolve_generation_options
-
         options = dict(self.options)
         if value is None:
             options.pop(key, None)
         else:
             options[key] = value
-        resolve_generation_options(options)
-        self.options = options
-        if self.session_id is not None:
-            self.store.set_settings(self.session_id, options)
+        self.replace_options(options)
 
     def replace_options(self, options: dict[str, Any]) -> None:
         from ..engine.generation import resolve_generation_options
 
-        resolve_generation_options(options)
+        resolve_generation_options(options)  # a one-line UsageError on a bad key or value
         self.options = dict(options)
-        if self.session_id is not None:
+        if self.session_id is not None and self.store is not None:
             self.store.set_settings(self.session_id, self.options)
 
     def set_model(self, model: str) -> None:
         self.model = model
-        if self.session_id is not None:
+        if self.session_id is not None and self.store is not None:
             self.store.set_model(self.session_id, model)
+
+
+def parse_settings_text(text: str) -> dict[str, Any]:
+    """Generation settings written one ``KEY = VALUE`` a line (# comments and blank lines allowed)."""
+    from ..config import parse_value
+
+    options: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"line {number}: expected KEY = VALUE, for example temperature = 0.2")
+        options[key.strip()] = parse_value(value.strip().strip("'\""))
+    return options

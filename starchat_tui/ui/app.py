@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+if TYPE_CHECKING:
+    from ..engine.process import EngineProcess
+
+from ..config import Settings
+from ..engine.protocol import ChatEngine
 from ..errors import EXIT_MODEL, EXIT_OK, StarchatError
+from ..session.chat_session import ChatSession
 from . import keymap
-from ..session.commands import PALETTE
 from .highlight import CodeStyle, code_style
+from .palette import PALETTE
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
 from .screens.history import SessionsScreen
-from ..session.chat_session import ChatSession
 from .themes import DEFAULT_THEME, ThemeCatalog, remember_theme
 
 
@@ -35,7 +40,7 @@ class StarchatApp(App[int]):
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         chat: ChatSession,
         *,
         catalog: ThemeCatalog,
@@ -43,17 +48,17 @@ class StarchatApp(App[int]):
         instruction: str = "",
         attachments: list | None = None,
         send_first: bool = False,
-        engine: Any = None,
+        engine: ChatEngine | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.catalog = catalog
         self.user_keymap = dict(user_keymap or {})
-        self.engine: Any = None
+        self.engine: ChatEngine | None = None
         self.engine_error = ""
         self.loading_model: str | None = None
         self._preloaded = engine  # an engine already loaded (tests, benchmarks): no loading on start
-        self._loading_engine: Any = None  # the engine process loading a model right now
+        self._loading_engine: EngineProcess | None = None  # the engine process loading a model right now
         self._chat_screen = ChatScreen(chat, attachments=attachments, instruction=instruction, send_first=send_first)
         for spec in catalog.themes.values():
             self.register_theme(spec.textual_theme())
@@ -143,15 +148,15 @@ class StarchatApp(App[int]):
         for language in ("python", "bash"):
             lexer_for(language)
 
-    async def _loaded(self, engine: Any) -> None:
+    async def _loaded(self, engine: ChatEngine) -> None:
         previous, self.engine = self.engine, engine
         self.loading_model = None
         self._close_engine(previous)
         await self._chat_screen.engine_ready(engine)
 
-    def _close_engine(self, engine: Any) -> None:
+    def _close_engine(self, engine: ChatEngine | None) -> None:
         """End an engine process this app started (one handed in belongs to whoever made it)."""
-        if engine is not None and engine is not self._preloaded and hasattr(engine, "close"):
+        if engine is not None and engine is not self._preloaded:
             engine.close()
 
     def on_unmount(self) -> None:

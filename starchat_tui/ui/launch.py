@@ -12,9 +12,16 @@ presses Enter.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..engine.protocol import ChatEngine
+    from ..store import SessionStore
+    from .app import StarchatApp
 
 
 def reattach_terminal() -> None:
@@ -32,23 +39,11 @@ def reattach_terminal() -> None:
     os.close(tty)
 
 
-def choose_chat(store: Any, settings: Any, session_id: str | None, continue_last: bool):
-    from ..session.chat_session import ChatSession
-
-    if session_id:
-        return ChatSession.open(store, store.get_session(session_id).id)
-    if continue_last:
-        last = store.last_session()
-        if last is None:
-            raise UsageError("no saved session to continue: start a chat with starchat-tui (without -c)")
-        return ChatSession.open(store, last.id)
-    return ChatSession(store, model=settings.model, system=settings.system, options=settings.generation)
-
-
-def build_app(settings: Any, instruction: str = "", attachments: list | None = None, *,
-              session_id: str | None = None, continue_last: bool = False, store: Any = None,
-              engine: Any = None):
+def build_app(settings: Settings, instruction: str = "", attachments: list | None = None, *,
+              session_id: str | None = None, continue_last: bool = False, overrides: Collection[str] = (),
+              store: SessionStore | None = None, engine: ChatEngine | None = None) -> StarchatApp:
     """The app, ready to run; raises UsageError for anything in the settings or arguments it cannot use."""
+    from ..session.chat_session import ChatSession
     from ..store import SessionStore
     from .app import StarchatApp
     from .keymap import parse_keymap
@@ -58,17 +53,19 @@ def build_app(settings: Any, instruction: str = "", attachments: list | None = N
     check_theme_name(settings.theme, catalog)
     user_keymap = parse_keymap(settings.section("keys"))
     store = store or SessionStore()
-    chat = choose_chat(store, settings, session_id, continue_last)
+    chat = ChatSession.choose(store, settings, session_id=session_id, continue_last=continue_last,
+                              overrides=overrides)
     return StarchatApp(
         settings, chat, catalog=catalog, user_keymap=user_keymap, instruction=instruction,
         attachments=list(attachments or []), send_first=bool(instruction.strip()), engine=engine,
     )
 
 
-def run_app(settings: Any, instruction: str, attachments: list, *, session_id: str | None = None,
-            continue_last: bool = False) -> int:
+def run_app(settings: Settings, instruction: str, attachments: list, *, session_id: str | None = None,
+            continue_last: bool = False, overrides: Collection[str] = ()) -> int:
     """Run the chat app until the user quits; returns the exit code."""
-    app = build_app(settings, instruction, attachments, session_id=session_id, continue_last=continue_last)
+    app = build_app(settings, instruction, attachments, session_id=session_id, continue_last=continue_last,
+                    overrides=overrides)
     reattach_terminal()
     app.run()
     return app.return_code or 0

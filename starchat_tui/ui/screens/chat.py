@@ -1,17 +1,20 @@
-"""The chat screen: transcript, prompt and status line, and every action on the conversation.
+"""The chat screen: transcript, prompt and status line; keys and events, and the app's side of every command.
 
-The conversation itself lives in :class:`~starchat_tui.session.chat_session.ChatSession` (which saves it); the engine
-is the app's. This screen turns keys, slash commands and palette entries into changes to the conversation
-and to what is on screen, and runs generation on a worker thread that only ever hands text to a buffer.
+The conversation lives in :class:`~starchat_tui.session.chat_session.ChatSession` (which saves it), and the
+slash commands in :mod:`starchat_tui.session.commands`. This screen is the :class:`~starchat_tui.session.front.Front`
+they talk through: it shows notes, dialogs and answers. Commands run on a worker thread, so a dialog they
+open waits there and never blocks painting; generation runs on another thread that only hands text to a buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,13 +26,14 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TextArea
 
 from ...chat.attachments import Attachment
+from ...chat.blocks import CodeBlock, blocks_before, blocks_in
 from ...chat.inert import make_inert
 from ...errors import StarchatError, UsageError
 from ...session import commands
-from .. import keymap
-from ...chat.blocks import CodeBlock, blocks_before, blocks_in, number_blocks
-from ..clipboard import copy_text
 from ...session.chat_session import ChatSession
+from ...session.code_runs import CodeRunner, RunChoice
+from .. import keymap
+from ...clipboard import copy_text
 from ..feeder import StreamFeeder, TokenBuffer
 from ..widgets.answer import AssistantMessage
 from ..widgets.code_fence import CodeFence
@@ -42,12 +46,18 @@ from .ask import AskScreen
 from .confirm import ConfirmScreen
 from .picker import PickerScreen
 from .plain import PlainNotify
-from .run_code import RunChoice, RunCodeScreen
+from .run_code import RunCodeScreen
 from .viewer import TextViewer
 
-# Fence tags people write for the two languages the sandbox always has.
-RUN_LANGUAGES = {"py": "python", "python3": "python", "python": "python", "sh": "bash", "shell": "bash",
-                 "bash": "bash", "console": "bash", "zsh": "bash"}
+if TYPE_CHECKING:
+    from ...config import Settings
+    from ...engine.protocol import ChatEngine
+    from ...sandbox.probe import BackendInfo
+    from ...sandbox.result import Result
+    from ..app import StarchatApp
+
+T = TypeVar("T")
+
 WELCOME = (
     "Ask about code. Enter sends · Ctrl+J or Alt+Enter adds a line · Esc stops an answer · "
     "/ for commands · Ctrl+P for every action · F1 for keys"
@@ -71,23 +81,21 @@ class ChatScreen(PlainNotify, Screen):
     ) -> None:
         super().__init__(id="chat-screen")
         self.chat = chat
-        self.attachments = list(attachments or [])
+        self.chat.attachments = list(attachments or [])
         self.instruction = instruction
         self.send_first = send_first
-        self.editing: int | None = None  # index of the user message being edited
+        self.code_runner = CodeRunner()
         self._draft_before_edit = ""
         self._entry_of: list[int] = []  # message index -> transcript entry index
         self._entry_count = 0
         self._waiting: str | None = None  # a message (or "" to only generate) waiting for the model
-        self._always_run = False
-        self._run_cancel: threading.Event | None = None  # set while a code block runs
         # Built here, not in compose, so the app can report loading progress before the screen mounts.
         self.transcript = Transcript()
         self.menu = CompletionMenu()
         self.prompt = PromptInput(history=self._prompt_history())
         self.prompt.menu = self.menu
         self.prompt.accepts = self._accepts
-        self.status = StatusLine()
+        self.status_line = StatusLine()
         # Set once the first chat is on screen: a note that arrives earlier (a model that fails to load in
         # an instant) would otherwise be wiped when the transcript is first filled.
         self._shown = asyncio.Event()
@@ -100,18 +108,46 @@ class ChatScreen(PlainNotify, Screen):
             yield Static("", id="attachments", markup=False)
             yield self.menu
             yield self.prompt
-        yield self.status
+        yield self.status_line
         yield Footer()
+
+    @property
+    def starchat(self) -> StarchatApp:
+        from ..app import StarchatApp
+
+        app = self.app
+        assert isinstance(app, StarchatApp)
+        return app
+
+    @property
+    def settings(self) -> Settings:  # type: ignore[override]  # Front's settings, not Screen's
+        return self.starchat.settings
+
+    @property
+    def engine(self) -> ChatEngine | None:
+        return self.starchat.engine
+
+    @property
+    def busy(self) -> bool:
+        return self.generating
+
+    @property
+    def editing(self) -> int | None:
+        return self.chat.editing
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return self.chat.attachments
 
     def _prompt_history(self) -> list[str]:
         try:
-            return self.chat.store.prompts()
+            return self.chat.store.prompts() if self.chat.store is not None else []
         except Exception:  # history is a convenience; a broken one must not stop the chat
             return []
 
     async def on_mount(self) -> None:
         self._show_attachments()
-        await self.show_chat(self.chat)
+        await self.show_chat_now(self.chat)
         self._shown.set()
         self.prompt.focus()
         if self.instruction and not self.send_first:
@@ -122,11 +158,11 @@ class ChatScreen(PlainNotify, Screen):
     # -- engine state (called by the app) --------------------------------------------------------------
 
     def engine_progress(self, step: str) -> None:
-        self.status.error = ""
-        self.status.loading_step = step
+        self.status_line.error = ""
+        self.status_line.loading_step = step
 
-    async def engine_ready(self, engine: Any) -> None:
-        status = self.status
+    async def engine_ready(self, engine: ChatEngine) -> None:
+        status = self.status_line
         status.loading_step = ""
         status.error = ""
         status.model, status.device, status.dtype = Path(engine.model_name).name or engine.model_name, engine.device, engine.dtype
@@ -136,16 +172,12 @@ class ChatScreen(PlainNotify, Screen):
             waiting, self._waiting = self._waiting, None
             # A callable, not a coroutine: a worker that never starts (the app is closing) then leaves nothing
             # un-awaited behind.
-            self.run_worker(partial(self.send, waiting) if waiting else self.generate, group="send")
+            self.run_worker(partial(self.send, waiting) if waiting else self.generate_now, group="send")
 
     def engine_failed(self, message: str) -> None:
-        self.status.loading_step = ""
-        self.status.error = message
-        self.run_worker(partial(self.note, f"{message}\nLoad another with /model NAME.", "error"))
-
-    @property
-    def engine(self) -> Any:
-        return getattr(self.app, "engine", None)
+        self.status_line.loading_step = ""
+        self.status_line.error = message
+        self.run_worker(partial(self.add_note, f"{message}\nLoad another with /model NAME.", "error"))
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def count_context(self) -> None:
@@ -155,15 +187,15 @@ class ChatScreen(PlainNotify, Screen):
         if engine is None:
             return
         used = engine.renderer.count_messages(messages) if messages else 0
-        self.app.call_from_thread(setattr, self.status, "context_used", used)
+        self.app.call_from_thread(setattr, self.status_line, "context_used", used)
 
     # -- showing a chat --------------------------------------------------------------------------------
 
-    async def show_chat(self, chat: ChatSession) -> None:
+    async def show_chat_now(self, chat: ChatSession, note: str = "") -> None:
         """Show ``chat`` from scratch (at start, after opening, forking or clearing)."""
+        chat.attachments = self.chat.attachments if chat is not self.chat else chat.attachments
         self.chat = chat
-        self.editing = None
-        factories = []
+        factories: list[Callable[[], Widget]] = []
         self._entry_of = []
         if chat.system:
             first = chat.system.strip().splitlines()[0] if chat.system.strip() else ""
@@ -186,17 +218,19 @@ class ChatScreen(PlainNotify, Screen):
                 first_block += len(blocks_in(message["content"]))
         self._entry_count = len(factories)
         await self.transcript.show(factories)
-        self.status.session = chat.session_id or "new"
-        self.status.tokens_per_s = 0.0
-        self.status.cached_tokens = 0
+        self.status_line.session = chat.session_id or "new"
+        self.status_line.tokens_per_s = 0.0
+        self.status_line.cached_tokens = 0
         self.count_context()
+        if note:
+            await self.add_note(note)
 
     def _answer_title(self) -> str:
         engine = self.engine
         name = engine.model_name if engine is not None else self.chat.model
         return Path(name).name or name
 
-    async def _add_entry(self, factory, *, message_index: int | None = None) -> Widget:
+    async def _add_entry(self, factory: Callable[[], Widget], *, message_index: int | None = None) -> Widget:
         if message_index is not None:
             del self._entry_of[message_index:]
             self._entry_of.append(self._entry_count)
@@ -210,24 +244,22 @@ class ChatScreen(PlainNotify, Screen):
             del self._entry_of[message_index:]
             self._entry_count = entry
 
-    async def note(self, text: str, kind: str = "info") -> None:
+    async def add_note(self, text: str, kind: str = "info") -> None:
         await self._shown.wait()
         await self._add_entry(partial(NoteMessage, text, kind=kind))
 
-    # -- attachments -----------------------------------------------------------------------------------
-
     def _show_attachments(self) -> None:
         bar = self.query_one("#attachments", Static)
-        if not self.attachments:
+        if not self.chat.attachments:
             bar.display = False
             return
         described = ", ".join(
-            f"{a.source} ({a.language or 'text'}, {a.text.count(chr(10)) + 1} lines)" for a in self.attachments
+            f"{a.source} ({a.language or 'text'}, {a.text.count(chr(10)) + 1} lines)" for a in self.chat.attachments
         )
         bar.update(f"📎 attached: {described}: sent with your next message")
         bar.display = True
 
-    # -- sending ---------------------------------------------------------------------------------------
+    # -- sending and answering -------------------------------------------------------------------------
 
     def _accepts(self, text: str) -> bool:
         if self.generating and not commands.is_command(text):
@@ -239,57 +271,52 @@ class ChatScreen(PlainNotify, Screen):
     def on_prompt_submitted(self, event: PromptInput.Submitted) -> None:
         if commands.is_command(event.text):
             self._remember_prompt(event.text)
-            self.run_worker(self.run_slash(event.text), group="slash")
+            self.run_command(event.text)
         else:
             self.run_worker(self.send(event.text), group="send")
 
     async def send(self, text: str, *, remember: bool = True) -> None:
         """Send a message (with any attachments) and stream the answer."""
-        if text.startswith("//"):
-            text = text[1:]
+        text = commands.as_message(text)
         if text.strip() and remember:
             self._remember_prompt(text)
-        if self.editing is not None:
-            index, _ = self.chat.take_last_user()
-            await self._remove_messages_from(index)
-            self.editing = None
-        content = text
-        if self.attachments:
+        editing = self.chat.editing
+        if self.chat.attachments:
             engine = self.engine
             if engine is None:
                 await self._wait_for_engine(text)
                 return
-            from ...engine.render import fit_attachments
-
             try:
-                options = self.chat.resolved_options()
-                content, cuts = fit_attachments(engine.renderer, self.chat.conversation, text, self.attachments,
-                                                options["max_new_tokens"])
+                content, cuts = self.chat.compose(engine.renderer, text)
             except UsageError as error:
-                await self.note(str(error), "error")
+                await self.add_note(str(error), "error")
                 self.prompt.recall(text)
                 return
             for cut in cuts:
-                await self.note(cut, "warning")
-            self.attachments = []
+                await self.add_note(cut, "warning")
             self._show_attachments()
         elif not text.strip():
             return
+        else:
+            content = text
         try:
             self.chat.add_user(content)
         except StarchatError as error:
-            await self.note(f"could not save the message: {error}", "error")
+            await self.add_note(f"could not save the message: {error}", "error")
             self.prompt.recall(text)
             return
-        self.status.session = self.chat.session_id or "new"
+        if editing is not None:
+            await self._remove_messages_from(editing)
+        self.status_line.session = self.chat.session_id or "new"
         await self._add_entry(partial(UserMessage, content, turn=self.chat.turn_count()),
                               message_index=len(self.chat.messages) - 1)
         self.transcript.follow()
-        await self.generate()
+        await self.generate_now()
 
     def _remember_prompt(self, text: str) -> None:
         try:
-            self.chat.store.add_prompt(text)
+            if self.chat.store is not None:
+                self.chat.store.add_prompt(text)
         except Exception as error:  # losing history is worth a warning, not a lost message
             self.notify(f"prompt history not saved: {error}", severity="warning")
 
@@ -299,28 +326,29 @@ class ChatScreen(PlainNotify, Screen):
             self.prompt.recall(text)
             return
         self._waiting = text
-        loading = getattr(self.app, "loading_model", None)
-        await self.note(
+        loading = self.starchat.loading_model
+        await self.add_note(
             f"waiting for {loading} to load; your message goes out as soon as it is ready" if loading
             else "no model is loaded: load one with /model NAME and your message goes out then",
         )
 
-    async def generate(self) -> None:
+    async def generate_now(self) -> None:
         """Stream an answer to the conversation as it stands."""
         engine = self.engine
         if engine is None:
             if self._waiting is None:
                 self._waiting = ""
-                loading = getattr(self.app, "loading_model", None)
-                await self.note(f"waiting for {loading} to load…" if loading
-                                else "no model is loaded: load one with /model NAME")
+                loading = self.starchat.loading_model
+                await self.add_note(f"waiting for {loading} to load…" if loading
+                                    else "no model is loaded: load one with /model NAME")
             return
         try:
-            options = self.chat.resolved_options()
+            self.chat.resolved_options()
         except UsageError as error:
-            await self.note(f"{error} (change it with /set)", "error")
+            await self.add_note(f"{error} (change it with /set)", "error")
             return
         index = len(self.chat.messages)
+        await self._remove_messages_from(index)  # an answer being regenerated
         first_block = blocks_before(self.chat.messages, index) + 1
         widget = await self._add_entry(
             partial(AssistantMessage, "", title=self._answer_title(), first_block=first_block, streaming=True),
@@ -329,22 +357,18 @@ class ChatScreen(PlainNotify, Screen):
         assert isinstance(widget, AssistantMessage)
         stream = widget.start_stream()
         buffer = TokenBuffer()
-        self.chat.start_reply()
         self.generating = True
-        self.run_worker(
-            partial(self._produce, engine, self.chat.conversation, options, buffer),
-            thread=True, group="produce", exit_on_error=False,
-        )
-        feeder = StreamFeeder(buffer, stream.write, on_progress=self.chat.reply_progress)
-        streamed = await feeder.run()
+        self.run_worker(partial(self._produce, self.chat, engine, buffer),
+                        thread=True, group="produce", exit_on_error=False)
+        streamed = await StreamFeeder(buffer, stream.write).run()
         await self._finish(widget, stream, streamed, buffer.error, engine)
 
     @staticmethod
-    def _produce(engine: Any, conversation: Any, options: dict, buffer: TokenBuffer) -> None:
-        """Runs on a worker thread: generation hands text to the buffer and touches no widget."""
+    def _produce(chat: ChatSession, engine: ChatEngine, buffer: TokenBuffer) -> None:
+        """Runs on a worker thread: the session's stream-and-save loop hands text to the buffer, no widget."""
         error: BaseException | None = None
         try:
-            for text in engine.stream(conversation, **options):
+            for text in chat.reply(engine):
                 buffer.put(text)
         except BaseException as caught:  # the UI reports it; the thread must never die silently
             error = caught
@@ -352,8 +376,8 @@ class ChatScreen(PlainNotify, Screen):
             buffer.close(error)
 
     async def _finish(self, widget: AssistantMessage, stream: Any, streamed: str, error: BaseException | None,
-                      engine: Any) -> None:
-        reply = self.chat.finish_reply(streamed, error)
+                      engine: ChatEngine) -> None:
+        reply = self.chat.last_reply
         interrupted = bool(reply and reply.get("interrupted"))
         stats = engine.stats
         footer = ""
@@ -367,34 +391,25 @@ class ChatScreen(PlainNotify, Screen):
             await self._remove_messages_from(len(self.chat.messages))
         self.generating = False
         if error is None:
-            self.status.tokens_per_s = stats.tokens_per_s
-            self.status.cached_tokens = stats.cached_tokens
-            self.status.context_used = stats.prompt_tokens + stats.new_tokens
-        for warning in getattr(engine, "warnings", []) or []:
-            await self.note(warning, "warning")
+            self.status_line.tokens_per_s = stats.tokens_per_s
+            self.status_line.cached_tokens = stats.cached_tokens
+            self.status_line.context_used = stats.prompt_tokens + stats.new_tokens
+        for warning in engine.warnings:
+            await self.add_note(warning, "warning")
         if error is not None:
             message = str(error) if isinstance(error, StarchatError) else f"{type(error).__name__}: {error}"
-            await self.note(f"the answer failed: {message}", "error")
+            await self.add_note(f"the answer failed: {message}", "error")
 
     def watch_generating(self, generating: bool) -> None:
-        self.status.generating = generating
+        self.status_line.generating = generating
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.generating or self._run_cancel is not None
+            return self.generating or self.code_runner.running
         if action == "cancel_edit":
-            return self.editing is not None
+            return self.chat.editing is not None
         return True
-
-    # -- actions ---------------------------------------------------------------------------------------
-
-    def action_stop(self) -> None:
-        if self._run_cancel is not None:
-            self._run_cancel.set()
-        engine = self.engine
-        if engine is not None and self.generating:
-            engine.cancel()
 
     async def stop_and_wait(self) -> None:
         """Stop any answer and wait until it is saved (before quitting)."""
@@ -405,201 +420,201 @@ class ChatScreen(PlainNotify, Screen):
                     break
                 await asyncio.sleep(0.05)
 
-
-    def _busy(self) -> bool:
+    async def open_session(self, session_id: str) -> None:
         if self.generating:
             self.notify("Still answering: press Esc to stop it first.", severity="warning")
-            return True
-        return False
-
-    @work(group="action")
-    async def action_regenerate(self) -> None:
-        if self._busy():
             return
         try:
-            index = self.chat.drop_last_reply()
-        except UsageError as error:
-            self.notify(str(error), severity="warning")
-            return
-        await self._remove_messages_from(index)
-        await self.generate()
-
-    def action_edit_last(self) -> None:
-        if self._busy():
-            return
-        user_indices = [i for i, m in enumerate(self.chat.messages) if m["role"] == "user"]
-        if not user_indices:
-            self.notify("No message to edit yet.", severity="warning")
-            return
-        self.editing = user_indices[-1]
-        self._draft_before_edit = self.prompt.text
-        self.prompt.recall(self.chat.messages[user_indices[-1]]["content"])
-        self.prompt.focus()
-        self.notify("Editing your last message: Enter resends it (its answer is replaced), Esc cancels.", timeout=5)
-
-    def action_cancel_edit(self) -> None:
-        self.editing = None
-        self.prompt.recall(self._draft_before_edit)
-        self.notify("Edit cancelled.", timeout=2)
-
-    @work(group="action")
-    async def action_fork(self, turn: int | None = None) -> None:
-        if self._busy():
-            return
-        if turn is None and self.chat.turn_count() > 1:
-            items = [(str(len(self._turns())), "all of it")] + [
-                (str(n), f"#{n} {text}") for n, text in reversed(self._turns())
-            ]
-            picked = await self.app.push_screen_wait(PickerScreen("Fork the chat up to which turn?", items))
-            if picked is None:
-                return
-            turn = int(picked)
-        try:
-            forked = self.chat.fork(turn)
-        except UsageError as error:
-            self.notify(str(error), severity="warning")
-            return
-        source = self.chat.session_id
-        await self.show_chat(forked)
-        await self.note(f"forked from session {source}: this is a new session ({forked.session_id}); "
-                        "the original is unchanged")
-
-    def _turns(self) -> list[tuple[int, str]]:
-        turns = []
-        for message in self.chat.messages:
-            if message["role"] == "user":
-                first = message["content"].strip().splitlines()[0] if message["content"].strip() else ""
-                turns.append((len(turns) + 1, first[:80]))
-        return turns
-
-    @work(group="action")
-    async def action_clear(self) -> None:
-        if self._busy():
-            return
-        previous = self.chat.session_id
-        await self.show_chat(self.chat.fresh())
-        if previous:
-            await self.note(f"a fresh chat; the previous one is saved as session {previous} (Ctrl+O to reopen it)")
-
-    async def open_session(self, session_id: str) -> None:
-        if self._busy():
-            return
-        try:
-            chat = ChatSession.open(self.chat.store, session_id)
+            chat = ChatSession.open(self.chat.store, session_id) if self.chat.store is not None else None
         except UsageError as error:
             self.notify(str(error), severity="error")
             return
-        await self.show_chat(chat)
+        if chat is None:
+            return
         engine = self.engine
+        note = ""
         if engine is not None and chat.model != engine.model_name:
-            await self.note(f"this session was with {chat.model}; {engine.model_name} answers now "
-                            f"(/model {chat.model} to switch)")
+            note = f"this session was with {chat.model}; {engine.model_name} answers now (/model {chat.model} to switch)"
+        await self.show_chat_now(chat, note)
 
-    @work(group="action")
-    async def action_system_prompt(self) -> None:
-        text = await self.app.push_screen_wait(
-            AskScreen("System prompt for this chat (empty: none)", self.chat.system or "", multiline=True)
-        )
-        if text is not None:
-            await self._set_system(text)
+    # -- commands: they run on a worker thread and reach the screen through the Front methods below ---------
 
-    async def _set_system(self, text: str) -> None:
-        self.chat.set_system(text.strip() or None)
-        self.count_context()
-        await self.note(f"system prompt {'set' if text.strip() else 'removed'} for this chat")
+    def run_command(self, text: str) -> None:
+        self.run_worker(partial(self._execute, text), thread=True, group="command", exit_on_error=False)
 
-    @work(group="action")
-    async def action_edit_settings(self) -> None:
-        current = "\n".join(f"{key} = {value!r}" for key, value in self.chat.options.items())
-        text = await self.app.push_screen_wait(AskScreen(
-            "Generation settings for this chat, one KEY = VALUE per line (defaults: temperature 0.2, top_k 50, "
-            "top_p 0.95, max_new_tokens 1024)", current, multiline=True,
-        ))
-        if text is None:
-            return
-        from ...config import parse_value
-
-        options: dict[str, Any] = {}
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip() or line.strip().startswith("#"):
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                self.notify(f"line {number}: expected KEY = VALUE", severity="error")
-                return
-            options[key.strip()] = parse_value(value.strip().strip("'\""))
+    def _execute(self, text: str) -> None:
         try:
-            self.chat.replace_options(options)
-        except UsageError as error:
-            self.notify(str(error), severity="error")
-            return
-        await self.note("generation settings: " + (", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"))
+            commands.execute(self, text)
+        except StarchatError as error:
+            self._on_ui(self.notify, str(error), severity="error", timeout=6)
+        except Exception as error:  # a failed command is reported; the chat goes on
+            self._on_ui(self.notify, f"{text.split()[0]} failed: {type(error).__name__}: {error}", severity="error")
 
-    @work(group="action")
-    async def action_switch_model(self) -> None:
-        name = await self.app.push_screen_wait(AskScreen("Model to load (a Hub id or a folder)", self.chat.model))
-        if name and name.strip():
-            self.switch_model(name.strip())
+    def _on_ui(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``callback`` on the UI thread and return its result (awaited when it is a coroutine)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a worker thread: hand the call to the UI thread below
+        else:
+            result = callback(*args, **kwargs)
+            if inspect.isawaitable(result):
+                asyncio.ensure_future(result)
+                return None
+            return result
+        try:
+            return self.app.call_from_thread(callback, *args, **kwargs)
+        except RuntimeError:  # the app is closing: there is nobody left to show it to
+            return None
+
+    def _dialog(self, screen: Any, default: T) -> T:
+        """Show a modal screen and wait, on this worker thread, until the user dismisses it."""
+        answered = threading.Event()
+        results: list[T] = []
+
+        def dismissed(result: T) -> None:
+            results.append(result)
+            answered.set()
+
+        self._on_ui(self.app.push_screen, screen, dismissed)
+        while not answered.wait(0.1):
+            if not self.app.is_running:
+                return default
+        return results[0]
+
+    def status(self, text: str) -> None:
+        def show() -> None:
+            self.status_line.loading_step = text
+            self.refresh_bindings()
+
+        self._on_ui(show)
+
+    def note(self, text: str, kind: str = "info") -> None:
+        self._on_ui(self.add_note, text, kind)
+
+    def ask(self, title: str, default: str = "", *, multiline: bool = False) -> str | None:
+        return self._dialog(AskScreen(title, default, multiline=multiline), None)
+
+    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False) -> bool:
+        return bool(self._dialog(ConfirmScreen(question, yes=yes, danger=danger), False))
+
+    def pick(self, title: str, items: list[tuple[str, str]]) -> str | None:
+        return self._dialog(PickerScreen(title, items), None)
+
+    def show_text(self, title: str, text: str) -> None:
+        self._on_ui(self.app.push_screen, TextViewer(title, text))
+
+    def copy(self, text: str) -> str:
+        return str(self._on_ui(copy_text, self.app.copy_to_clipboard, text))
+
+    def show_chat(self, chat: ChatSession, note: str = "") -> None:
+        self._on_ui(self.show_chat_now, chat, note)
+
+    def generate(self) -> None:
+        self._on_ui(self.run_worker, self.generate_now, group="send")
+
+    def edit_text(self, text: str) -> None:
+        def edit() -> None:
+            self._draft_before_edit = self.prompt.text
+            self.prompt.recall(text)
+            self.prompt.focus()
+            self.refresh_bindings()
+            self.notify("Editing your last message: Enter resends it (its answer is replaced), Esc cancels.", timeout=5)
+
+        self._on_ui(edit)
 
     def switch_model(self, name: str) -> None:
-        if self._busy():
-            return
-        if getattr(self.app, "loading_model", None):
-            self.notify(f"Still loading {self.app.loading_model}; wait for it first.", severity="warning")
-            return
-        self.chat.set_model(name)
-        self.app.load_model(name)
+        if self.starchat.loading_model:
+            raise UsageError(f"still loading {self.starchat.loading_model}; wait for it first")
+        self._on_ui(self.starchat.load_model, name)
 
-    @work(group="action")
-    async def action_pick_block(self, kind: str) -> None:
-        blocks = number_blocks(self.chat.messages)
-        if not blocks:
-            self.notify("No code blocks in this chat yet.", severity="warning")
-            return
-        items = [(str(b.number), f"{b.number}  {b.language or 'text'}  {b.code.strip().splitlines()[0] if b.code.strip() else ''}")
-                 for b in reversed(blocks)]
-        picked = await self.app.push_screen_wait(PickerScreen(f"Which code block to {kind}?", items))
-        if picked is not None:
-            await self.block_action(int(picked), kind)
+    def open_sessions(self) -> None:
+        self._on_ui(self.starchat.action_sessions)
 
-    def action_copy_answer(self) -> None:
-        answers = [m for m in self.chat.messages if m["role"] == "assistant"]
-        if not answers:
-            self.notify("No answer to copy yet.", severity="warning")
-            return
-        how = copy_text(self.app, answers[-1]["content"])
-        self.notify(f"Copied the last answer {how}.", timeout=3)
+    def theme_names(self) -> list[str]:
+        return sorted(self.app.available_themes)
 
-    def action_show(self, what: str) -> None:
+    def set_theme(self, name: str) -> None:
+        self._on_ui(setattr, self.app, "theme", name)
+
+    def show_help(self) -> None:
+        self._on_ui(self.starchat.action_help)
+
+    def choose_run(self, block: CodeBlock, language: str, backend: BackendInfo) -> RunChoice:
+        screen = RunCodeScreen(block.number, language, block.code, backend=backend.name, reason=backend.reason,
+                               safe=backend.safe)
+        return self._dialog(screen, RunChoice("skip", block.code))
+
+    def show_run(self, block: CodeBlock, language: str, result: Result) -> None:
+        async def show() -> None:
+            widget = await self._add_entry(partial(ToolResult, block.number, language, result))
+            widget.focus()
+            widget.scroll_visible(animate=False)
+
+        self._on_ui(show)
+
+    def quit(self) -> None:
+        self._on_ui(self.starchat.action_quit)
+
+    # -- keys and palette actions ----------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        self.code_runner.stop()
         engine = self.engine
-        if what == "prompt":
-            if engine is None:
-                self.notify("The model is not loaded yet: the prompt depends on its tokenizer.", severity="warning")
-                return
-            text = engine.renderer.render_prompt(self.chat.conversation.messages)
-            self.app.push_screen(TextViewer(f"The exact prompt the model sees ({engine.renderer.count_tokens(text)} tokens)", text))
-        elif what == "params":
-            try:
-                options = self.chat.resolved_options()
-            except UsageError as error:
-                self.notify(str(error), severity="error")
-                return
-            lines = ["# this chat's settings (/set KEY VALUE changes one, /set KEY resets it)"]
-            lines += [f"{key} = {value!r}" for key, value in self.chat.options.items()] or ["# none: the defaults"]
-            lines += ["", "# what generate() is given (temperature 0 means greedy decoding)"]
-            lines += [f"{key} = {value!r}" for key, value in options.items()]
-            self.app.push_screen(TextViewer("Generation settings", "\n".join(lines)))
-        elif what == "template":
-            if engine is not None:
-                source = engine.renderer.template_source
-                origin = "the tokenizer's own" if engine.renderer.uses_own_template else "the StarChat template"
-            else:
-                from ...chat.template import CHAT_TEMPLATE
+        if engine is not None and self.generating:
+            engine.cancel()
 
-                source, origin = CHAT_TEMPLATE, "the StarChat template"
-            self.app.push_screen(TextViewer(f"Chat template ({origin})", source))
-        else:
-            self.notify("show what? /show prompt, /show params or /show template", severity="warning")
+    def action_command(self, text: str) -> None:
+        """A palette entry or key that is a slash command."""
+        self.run_command(text)
+
+    def action_regenerate(self) -> None:
+        self.run_command("/retry")
+
+    def action_edit_last(self) -> None:
+        self.run_command("/edit")
+
+    def action_cancel_edit(self) -> None:
+        self.chat.editing = None
+        self.prompt.recall(self._draft_before_edit)
+        self.refresh_bindings()
+        self.notify("Edit cancelled.", timeout=2)
+
+    def action_fork(self) -> None:
+        def fork() -> None:
+            turns = self.chat.turns()
+            turn = ""
+            if len(turns) > 1 and not self.generating:
+                items = [(str(len(turns)), "all of it")] + [(str(n), f"#{n} {text}") for n, text in reversed(turns)]
+                picked = self.pick("Fork the chat up to which turn?", items)
+                if picked is None:
+                    return
+                turn = picked
+            self._execute(f"/fork {turn}".strip())
+
+        self.run_worker(fork, thread=True, group="command", exit_on_error=False)
+
+    def action_clear(self) -> None:
+        self.run_command("/clear")
+
+    def action_system_prompt(self) -> None:
+        self.run_command("/system")
+
+    def action_pick_block(self, kind: str) -> None:
+        def pick() -> None:
+            from ...chat.blocks import number_blocks
+
+            blocks = number_blocks(self.chat.messages)
+            if not blocks:
+                self._on_ui(self.notify, "No code blocks in this chat yet.", severity="warning")
+                return
+            items = [(str(b.number), f"{b.number}  {b.language or 'text'}  "
+                      f"{b.code.strip().splitlines()[0] if b.code.strip() else ''}") for b in reversed(blocks)]
+            picked = self.pick(f"Which code block to {kind}?", items)
+            if picked is not None:
+                self._execute(f"/{kind} {picked}")
+
+        self.run_worker(pick, thread=True, group="command", exit_on_error=False)
 
     @on(PromptInput.HistorySearch)
     def on_history_search(self, _event: PromptInput.HistorySearch) -> None:
@@ -644,11 +659,11 @@ class ChatScreen(PlainNotify, Screen):
 
     @on(CodeFence.Action)
     def on_code_fence_action(self, event: CodeFence.Action) -> None:
-        self.run_worker(self.block_action(event.number, event.kind), group="block")
+        self.run_command(f"/{event.kind} {event.number}")
 
     @on(CodeFence.Back)
     @on(ToolResult.Back)
-    def on_back(self, _event) -> None:
+    def on_back(self, _event: object) -> None:
         self.prompt.focus()
 
     @on(ToolResult.Explain)
@@ -661,249 +676,9 @@ class ChatScreen(PlainNotify, Screen):
 
     @on(ToolResult.Copy)
     def on_tool_result_copy(self, event: ToolResult.Copy) -> None:
-        how = copy_text(self.app, event.text)
+        how = copy_text(self.app.copy_to_clipboard, event.text)
         self.notify(f"Copied the output {how}.", timeout=3)
-
-    def _block(self, number: int) -> CodeBlock:
-        blocks = number_blocks(self.chat.messages)
-        if not blocks:
-            raise UsageError("there are no code blocks in this chat yet")
-        if not 1 <= number <= len(blocks):
-            raise UsageError(f"no code block {number}: this chat has blocks 1 to {len(blocks)}")
-        return blocks[number - 1]
-
-    async def block_action(self, number: int, kind: str, argument: str = "") -> None:
-        try:
-            block = self._block(number)
-            if kind == "copy":
-                how = copy_text(self.app, block.code)
-                self.notify(f"Copied block {number} ({block.line_count} lines) {how}.", timeout=3)
-            elif kind == "save":
-                await self.save_block(block, argument)
-            elif kind == "run":
-                await self.run_block(block, argument)
-        except UsageError as error:
-            self.notify(str(error), severity="error")
-
-    async def save_block(self, block: CodeBlock, path_text: str = "") -> None:
-        if not path_text:
-            path_text = await self.app.push_screen_wait(
-                AskScreen(f"Save block {block.number} to", block.suggested_name(), placeholder="a file path")
-            ) or ""
-            if not path_text.strip():
-                return
-        path = Path(path_text.strip()).expanduser()
-        if path.is_dir():
-            path = path / block.suggested_name()
-        if path.exists():
-            sure = await self.app.push_screen_wait(ConfirmScreen(f"{path} exists. Replace it?", yes="Replace", danger=True))
-            if not sure:
-                return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(block.code + "\n", encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"cannot save to {path}: {error.strerror or error}; choose another path") from None
-        self.notify(f"Saved block {block.number} to {path}.", timeout=4)
-
-    async def run_block(self, block: CodeBlock, language: str = "") -> None:
-        try:
-            from ... import sandbox
-        except ImportError:
-            await self.note("the sandbox is not part of this build, so code cannot run here; copy it with "
-                            f"/copy {block.number} and run it yourself", "warning")
-            return
-        language = language or RUN_LANGUAGES.get(block.language.lower(), block.language.lower())
-        if not language:
-            raise UsageError(f"block {block.number} has no language tag: say which, for example /run {block.number} python")
-        info = sandbox.probe_backend()
-        if self._always_run and info.safe:
-            choice = RunChoice("run", block.code)
-        else:
-            choice = await self.app.push_screen_wait(RunCodeScreen(
-                block.number, language, block.code, backend=info.name, reason=info.reason, safe=info.safe,
-            ))
-        if choice.action == "skip":
-            return
-        if choice.action == "copy":
-            how = copy_text(self.app, choice.code)
-            self.notify(f"Copied block {block.number} {how}.", timeout=3)
-            return
-        if choice.action == "always":
-            self._always_run = True
-        if not info.safe:
-            sure = await self.app.push_screen_wait(ConfirmScreen(
-                f"Really run block {block.number} with NO sandbox, as you, with your files and network?",
-                yes="Run unsandboxed", danger=True,
-            ))
-            if not sure:
-                return
-        settings = getattr(self.app, "settings", None)
-        section = settings.section("sandbox") if settings is not None else {}
-        timeout = float(section.get("timeout", 30))
-        cancel = threading.Event()
-        self._run_cancel = cancel
-        self.refresh_bindings()
-        self.status.loading_step = f"running block {block.number} ({language}) in {info.name} · Esc stops it"
-
-        def execute() -> Any:
-            # The user confirmed this run (twice without a sandbox): only now is an unsafe run allowed.
-            options = dict(timeout=timeout, allow_unsafe=not info.safe, cancel=cancel)
-            try:
-                return sandbox.run(choice.code, language, workdir=self._workdir(), **options)
-            except UsageError as error:
-                if not str(error).startswith("work dir"):
-                    raise
-                # This chat's folder is one the sandbox cannot use here: run in a fresh folder instead.
-                return sandbox.run(choice.code, language, workdir=None, **options)
-
-        worker = self.run_worker(execute, thread=True, group="sandbox", exit_on_error=False)
-        try:
-            result = await self._await_worker(worker)
-        finally:
-            self.status.loading_step = ""
-            self._run_cancel = None
-            self.refresh_bindings()
-        if isinstance(result, BaseException):
-            message = str(result) if isinstance(result, StarchatError) else f"{type(result).__name__}: {result}"
-            await self.note(f"block {block.number} could not run: {message}", "error")
-            return
-        widget = await self._add_entry(partial(ToolResult, block.number, language, result))
-        widget.focus()
-        widget.scroll_visible(animate=False)
-
-    @staticmethod
-    async def _await_worker(worker) -> Any:
-        from textual.worker import WorkerFailed
-
-        try:
-            return await worker.wait()
-        except WorkerFailed as failed:
-            return failed.error
-
-    def _workdir(self) -> Path:
-        from ...config import cache_dir
-
-        folder = cache_dir() / "runs" / (self.chat.session_id or "unsaved")
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    # -- slash commands --------------------------------------------------------------------------------
 
     @on(TextArea.Changed, "#prompt")
     def on_prompt_changed(self, event: TextArea.Changed) -> None:
-        self.menu.show(commands.complete(event.text_area.text, self._dynamic_choices))
-
-    def _dynamic_choices(self, name: str) -> list[str]:
-        if name in ("copy", "save", "run"):
-            return [str(b.number) for b in number_blocks(self.chat.messages)]
-        if name == "theme":
-            return sorted(self.app.available_themes)
-        if name == "fork":
-            return [str(n) for n, _ in self._turns()]
-        return []
-
-    async def run_slash(self, text: str) -> None:
-        try:
-            command, argument = commands.parse(text)
-            await getattr(self, f"slash_{command.name}")(argument)
-        except UsageError as error:
-            self.notify(str(error), severity="error", timeout=6)
-
-    @staticmethod
-    def _number(argument: str, usage: str) -> tuple[int, str]:
-        head, _, rest = argument.partition(" ")
-        if not head.isdigit():
-            raise UsageError(f"expected a block number: {usage}")
-        return int(head), rest.strip()
-
-    async def slash_help(self, _argument: str) -> None:
-        self.app.action_help()
-
-    async def slash_model(self, argument: str) -> None:
-        if not argument:
-            self.action_switch_model()
-            return
-        self.switch_model(argument)
-
-    async def slash_system(self, argument: str) -> None:
-        if not argument:
-            self.action_system_prompt()
-            return
-        await self._set_system("" if argument.lower() in ("none", "off", "-") else argument)
-
-    async def slash_set(self, argument: str) -> None:
-        from ...config import parse_value
-
-        key, _, value = argument.partition(" ")
-        if not key:
-            self.action_show("params")
-            return
-        self.chat.set_option(key, parse_value(value.strip()) if value.strip() else None)
-        shown = f"{key} = {parse_value(value.strip())!r}" if value.strip() else f"{key} back to its default"
-        await self.note(f"{shown} for this chat")
-
-    async def slash_show(self, argument: str) -> None:
-        self.action_show(argument.strip().lower())
-
-    async def slash_retry(self, _argument: str) -> None:
-        self.action_regenerate()
-
-    async def slash_edit(self, _argument: str) -> None:
-        self.action_edit_last()
-
-    async def slash_fork(self, argument: str) -> None:
-        if argument and not argument.isdigit():
-            raise UsageError("expected a turn number: /fork [TURN]")
-        self.action_fork(int(argument) if argument else len(self._turns()) or None)
-
-    async def slash_copy(self, argument: str) -> None:
-        if not argument:
-            self.action_copy_answer()
-            return
-        number, _ = self._number(argument, "/copy N")
-        await self.block_action(number, "copy")
-
-    async def slash_save(self, argument: str) -> None:
-        number, path = self._number(argument, "/save N [PATH]")
-        await self.block_action(number, "save", path)
-
-    async def slash_run(self, argument: str) -> None:
-        number, language = self._number(argument, "/run N [LANGUAGE]")
-        await self.block_action(number, "run", language)
-
-    async def slash_export(self, argument: str) -> None:
-        from ...store import transcripts
-
-        words = argument.split()
-        fmt = words.pop(0).lower() if words and words[0].lower() in ("md", "json", "jsonl") else None
-        path_text = " ".join(words)
-        if self.chat.session_id is None:
-            raise UsageError("nothing to export yet: send a message first")
-        fmt = transcripts.format_for(path_text or None, fmt)
-        path = Path(path_text).expanduser() if path_text else Path(f"starchat-{self.chat.session_id}.{fmt}")
-        text = transcripts.render([transcripts.session_transcript(self.chat.store, self.chat.session_id)], fmt)
-        try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"cannot write {path}: {error.strerror or error}; choose another path") from None
-        await self.note(f"exported this chat as {fmt} to {path.resolve()}")
-
-    async def slash_clear(self, _argument: str) -> None:
-        self.action_clear()
-
-    slash_new = slash_clear
-
-    async def slash_sessions(self, _argument: str) -> None:
-        self.app.action_sessions()
-
-    async def slash_theme(self, argument: str) -> None:
-        if argument not in self.app.available_themes:
-            raise UsageError(f"no theme {argument!r}: one of {', '.join(sorted(self.app.available_themes))}")
-        self.app.theme = argument
-
-    async def slash_quit(self, _argument: str) -> None:
-        await self.app.action_quit()
-
-    def action_export(self) -> None:
-        self.run_worker(self.run_slash("/export"), group="slash")
+        self.menu.show(commands.complete(event.text_area.text, partial(commands.dynamic_choices, self)))

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from .. import keymap
-from ...session.commands import SLASH_COMMANDS
+from ...session.commands import help_lines
 
 
 def help_text(user_keymap: dict[str, str]) -> Content:
@@ -25,8 +25,7 @@ def help_text(user_keymap: dict[str, str]) -> Content:
                 lines.append((f"[{key.id}]\n", "$text-muted"))
     lines.append(f"    {'ctrl+p':<36} Command palette: every action, themes\n")
     lines.append(("\nSlash commands\n", "bold $primary"))
-    for command in SLASH_COMMANDS:
-        lines.append(f"  {command.usage:<34} {command.help}\n")
+    lines += [f"  {line}\n" for line in help_lines()]
     lines.append(("\nRemap keys in config.toml, for example:\n", "$text-muted"))
     lines.append('  [keys]\n  regenerate = "f5"\n  newline = ["ctrl+j", "alt+enter"]\n')
     return Content.assemble(*lines)

@@ -6,21 +6,14 @@ starts every run with a key press, and without a sandbox every run is confirmed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
+from ...session.code_runs import RunChoice
 from ..highlight import code_style
-
-
-@dataclass(frozen=True)
-class RunChoice:
-    action: str  # run | always | copy | skip
-    code: str
 
 
 class RunCodeScreen(ModalScreen[RunChoice]):

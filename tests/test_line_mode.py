@@ -19,7 +19,9 @@ import pytest
 
 from starchat_tui.config import Settings
 from starchat_tui.errors import UsageError
-from starchat_tui.repl import LineChat, code_blocks, make_completer, make_history, run_repl
+from starchat_tui.line.chat import LineChat, run_line_mode
+from starchat_tui.line.terminal import make_completer, make_history
+from starchat_tui.session.chat_session import ChatSession
 from starchat_tui.store import SessionStore
 
 pexpect = pytest.importorskip("pexpect")
@@ -30,13 +32,13 @@ DRIVER = textwrap.dedent(
     from starchat_tui.cli import read_stdin_attachment, stdin_is_piped
     from starchat_tui.config import load_settings
     from starchat_tui.errors import StarchatError
-    from starchat_tui.repl import run_repl
+    from starchat_tui.line.chat import run_line_mode
 
     args = json.loads(sys.argv[1])
     try:
         settings = load_settings({"model": args["model"], "generation": args.get("generation", {})})
         attachments = [read_stdin_attachment()] if stdin_is_piped() else []
-        code = run_repl(settings, args.get("instruction", ""), attachments, args.get("session"))
+        code = run_line_mode(settings, args.get("instruction", ""), attachments, args.get("session"))
     except StarchatError as error:
         print(f"starchat-tui: error: {error}", file=sys.stderr)
         code = error.exit_code
@@ -84,23 +86,17 @@ def only_session(data_dir):
 # -- the parts ------------------------------------------------------------------------------------
 
 
-def test_code_blocks_are_found_in_order():
-    text = "Intro\n```python\ndef f():\n    return 1\n```\nthen\n~~~~\nraw ``` inside\n~~~~\n```sh\necho cut off"
-    assert code_blocks(text) == ["def f():\n    return 1\n", "raw ``` inside\n", "echo cut off\n"]
-    assert code_blocks("no code, ``` inline ``` only") == []
-
-
-def test_completer_offers_commands_and_their_arguments():
+def test_completer_offers_commands_and_their_arguments(chat):
     from prompt_toolkit.document import Document
 
-    completer = make_completer(lambda: {"temperature", "top_k"})
+    completer = make_completer(chat)
 
     def complete(text):
         return [c.text for c in completer.get_completions(Document(text), None)]
 
-    assert complete("/re") == ["retry"]
-    assert complete("/show p") == ["params", "prompt"]
-    assert complete("/set te") == ["temperature"]
+    assert complete("/re") == ["/retry"]
+    assert complete("/show p") == ["/show prompt", "/show params"]
+    assert "/set temperature" in complete("/set te")
     assert complete("hello /re") == []
 
 
@@ -121,75 +117,43 @@ def test_prompt_history_lives_in_the_store(tmp_path):
 
 def test_without_a_terminal_it_says_to_use_p(capsys):
     with pytest.raises(UsageError, match="no terminal.*use -p"):
-        run_repl(Settings(model="demo"), "hi", [], None)
+        run_line_mode(Settings(model="demo"), "hi", [], None)
 
 
 @pytest.fixture
 def chat(tmp_path):
     store = SessionStore(tmp_path / "s.db")
     out = io.StringIO()
-    yield LineChat(Settings(model="demo", generation={"max_new_tokens": 64}), store, out=out, err=out)
+    settings = Settings(model="demo", generation={"max_new_tokens": 64})
+    yield LineChat(settings, ChatSession(store, model="demo", options=settings.generation), out=out, err=out)
     store.close()
 
 
 def test_commands_check_their_input(chat):
     with pytest.raises(UsageError, match="unknown command /sytem: did you mean /system\\?"):
-        chat.run_command("/sytem hi")
+        chat.handle("/sytem hi")
     with pytest.raises(UsageError, match="unknown generation setting 'tempertaure'.*'temperature'"):
-        chat.run_command("/set tempertaure 0.5")
-    with pytest.raises(UsageError, match="needs a value"):
-        chat.run_command("/set temperature")
+        chat.handle("/set tempertaure 0.5")
     with pytest.raises(UsageError, match="temperature must be a number"):
-        chat.run_command("/set temperature hot")
+        chat.handle("/set temperature hot")
     with pytest.raises(UsageError, match="show one of prompt, params"):
-        chat.run_command("/show everything")
+        chat.handle("/show everything")
     for command in ("/retry", "/edit", "/fork", "/export"):
         with pytest.raises(UsageError, match="(nothing|no message) to"):
-            chat.run_command(command)
-    assert chat.generation == {"max_new_tokens": 64}, "a refused /set changes nothing"
-    assert chat.run_command("/quit") is False and chat.run_command("/exit") is False
+            chat.handle(command)
+    with pytest.raises(UsageError, match="themes belong to the full-screen app"):
+        chat.handle("/theme nord")
+    assert chat.chat.options == {"max_new_tokens": 64}, "a refused /set changes nothing"
+    assert not chat.leaving
+    chat.handle("/exit")
+    assert chat.leaving
 
 
-def test_settings_and_system_follow_the_session(chat):
-    chat.run_command("/set temperature 0")
-    chat.run_command("/system Be brief.")
-    session_id = chat.ensure_session()
-    saved = chat.store.get_session(session_id)
-    assert (saved.system, saved.settings) == ("Be brief.", {"max_new_tokens": 64, "temperature": 0})
-    chat.run_command("/unset temperature")
-    chat.run_command("/system off")
-    saved = chat.store.get_session(session_id)
-    assert (saved.system, saved.settings) == (None, {"max_new_tokens": 64})
-    chat.run_command("/show params")
-    assert "temperature = 0.2  (default)" in chat.out.getvalue()
+def test_a_line_starting_with_a_path_is_sent_as_a_message(chat):
+    from starchat_tui.session import commands
 
-
-def test_save_writes_a_code_block_and_never_overwrites_by_accident(chat, tmp_path):
-    chat.conversation.add("user", "write code")
-    chat.conversation.add("assistant", "Here:\n```python\nprint('one')\n```\nand\n```sh\necho two\n```")
-    target = tmp_path / "two.sh"
-    chat.run_command(f"/save 2 {target}")
-    assert target.read_text() == "echo two\n"
-    with pytest.raises(UsageError, match="exists; pass --force"):
-        chat.run_command(f"/save 1 {target}")
-    chat.run_command(f"/save 1 {target} --force")
-    assert target.read_text() == "print('one')\n"
-    with pytest.raises(UsageError, match="has 2 code block"):
-        chat.run_command(f"/save 3 {tmp_path / 'x'}")
-
-
-def test_fork_and_clear_switch_sessions_and_keep_the_old_one(chat):
-    session_id = chat.ensure_session()
-    for role, text in (("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")):
-        chat.store.add_message(session_id, role, text)
-        chat.conversation.add(role, text)
-    chat.run_command("/fork 2")
-    assert chat.session_id != session_id
-    assert [m["content"] for m in chat.conversation.messages] == ["q1", "a1"]
-    chat.run_command("/clear")
-    assert chat.session_id is None and chat.conversation.messages == []
-    assert len(chat.store.list_sessions()) == 2
-    assert [m["content"] for m in chat.store.messages(session_id)] == ["q1", "a1", "q2", "a2"]
+    assert not commands.is_command("/usr/bin/python crashes, why?")
+    assert commands.as_message("//help") == "/help"
 
 
 # -- for real, in a terminal ------------------------------------------------------------------------
@@ -204,7 +168,7 @@ def test_a_chat_in_line_mode_is_saved_as_it_goes(driver, cli_env, tmp_path, tiny
     screen = ask(child, "How do I sort a list in Python?")
     assert "waiting for the model" in screen and "ready in" in screen
 
-    assert "system message set" in ask(child, "/system Be brief.")
+    assert "system prompt set for this chat" in ask(child, "/system Be brief.")
     screen = ask(child, "/show prompt")
     assert "<|system|>" in screen and "Be brief." in screen and "How do I sort a list in Python?" in screen
     assert "did you mean 'temperature'" in ask(child, "/set tempertaure 1")
@@ -218,7 +182,14 @@ def test_a_chat_in_line_mode_is_saved_as_it_goes(driver, cli_env, tmp_path, tiny
     child.expect("editing your last message")
     child.expect_exact(PROMPT_READY)
     ask(child, " (edited)")
-    assert "wrote" in ask(child, "/export json chat.json")
+    assert "exported this chat as json" in ask(child, "/export json chat.json")
+    exported = (tmp_path / "chat.json").read_text()
+    # A question in the terminal: an existing file is replaced only when the user says so.
+    child.send("/export md chat.json\r")
+    child.expect_exact("chat.json exists. Replace it?")
+    child.send("n\r")
+    child.expect_exact(PROMPT_READY)
+    assert (tmp_path / "chat.json").read_text() == exported
     ask(child, "//not a command")
     child.send("\x03")  # Ctrl+C at the prompt does not quit
     child.expect_exact("Ctrl+D or /quit leaves")

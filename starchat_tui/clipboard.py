@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 
 def system_copy_command() -> list[str] | None:
@@ -30,9 +31,17 @@ def system_copy_command() -> list[str] | None:
     return None
 
 
-def copy_text(app, text: str) -> str:
-    """Copy ``text``; returns how, for the message the user sees."""
-    app.copy_to_clipboard(text)  # OSC 52
+def osc52(text: str) -> str:
+    """The escape sequence that asks the terminal to put ``text`` on the clipboard."""
+    import base64
+
+    return f"\x1b]52;c;{base64.b64encode(text.encode()).decode()}\a"
+
+
+def copy_text(send_osc52: Callable[[str], None], text: str) -> str:
+    """Copy ``text`` through the terminal (``send_osc52(text)``) and the system's tool; returns how, for the
+    message the user sees."""
+    send_osc52(text)
     command = system_copy_command()
     if command is None:
         return "via the terminal (OSC 52)"

@@ -1,0 +1,67 @@
+"""What every engine offers a front-end: the in-process :class:`~starchat_tui.engine.engine.Engine`, the
+:class:`~starchat_tui.engine.process.EngineProcess` that runs one in a child process, and any engine to come
+(a remote server) implement :class:`ChatEngine`, so the session and the front-ends are typed against this and
+never against one of them.
+
+This module imports neither torch nor transformers: a front-end can name the type without loading a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..chat.conversation import Conversation
+    from .render import PromptRenderer
+
+
+@dataclass
+class GenerationStats:
+    """Numbers about the last reply."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float = 0.0
+    tokens_per_s: float = 0.0
+    dropped_turns: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class ChatEngine(Protocol):
+    """A loaded model that streams replies to a conversation, turn after turn."""
+
+    model_name: str
+    device: str
+    dtype: str
+    stats: GenerationStats  # of the last reply
+    warnings: list[str]  # about the last reply: turns left out of the context, and the like
+
+    @property
+    def renderer(self) -> PromptRenderer:
+        """Renders and counts prompts exactly as the model will see them."""
+        ...
+
+    @property
+    def context_limit(self) -> int: ...
+
+    def stream(self, conversation: Conversation, **generation_options: Any) -> Iterator[str]:
+        """Yield the reply as it is generated, then append it to ``conversation``.
+
+        A reply that was cancelled, or that the consumer stopped reading, is appended with
+        ``"interrupted": True``; an error in generation is raised in the consumer and appends nothing.
+        """
+        ...
+
+    def cancel(self) -> None:
+        """Stop the reply being generated, from any thread."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (and any process holding it); the engine is unusable afterwards."""
+        ...

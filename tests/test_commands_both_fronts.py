@@ -1,0 +1,232 @@
+"""Every slash command in the registry, run in both front-ends: the full-screen app (Textual's Pilot) and line
+mode (the real LineChat, answering its questions from a script), each with a real engine and a real store.
+The two must leave the same saved sessions and the same files behind."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+
+from starchat_tui.config import load_settings
+from starchat_tui.session.commands import COMMANDS
+from starchat_tui.store import SessionStore
+
+SIZE = (100, 36)
+FIRST_ANSWER = "Here:\n```python\nprint('one')\n```\n"
+SECOND_ANSWER = "Run:\n```sh\necho two\n```\n"
+
+
+def seed(store: SessionStore, model: str) -> str:
+    """A saved chat of two turns, each answer with a code block."""
+    session = store.create_session(model, "be brief", {"temperature": 0, "max_new_tokens": 24})
+    for role, text in (("user", "q1"), ("assistant", FIRST_ANSWER), ("user", "q2"), ("assistant", SECOND_ANSWER)):
+        store.add_message(session.id, role, text)
+    return session.id
+
+
+# Each scenario: steps of (line, answers to the questions it asks). "{dir}" is the scenario's own folder.
+SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
+    "system": [("/system Be terse.", [])],
+    "system-dialog": [("/system", ["From a dialog."])],
+    "system-off": [("/system off", [])],
+    "set": [("/set temperature 0.5", []), ("/set top_k 3", []), ("/set temperature", [])],
+    "unset": [("/set top_k 3", []), ("/unset top_k", [])],
+    "settings": [("/settings", ["temperature = 0\nmax_new_tokens = 12"])],
+    "show": [("/show params", []), ("/show template", []), ("/show session", []), ("/show prompt", [])],
+    "retry": [("/retry", [])],
+    "edit": [("/edit", []), ("q2, said better", [])],
+    "fork": [("/fork 1", [])],
+    "fork-all": [("/fork", [])],
+    "clear": [("/clear", []), ("a new question", [])],
+    "copy": [("/copy 1", []), ("/copy", [])],
+    "save": [("/save 2 {dir}/two.sh", []), ("/save 1 {dir}/two.sh", ["n"]), ("/save 1 {dir}/one.py", [])],
+    "save-replace": [("/save 2 {dir}/x.sh", []), ("/save 1 {dir}/x.sh", ["y"])],
+    "save-asks-for-a-path": [("/save 1", ["{dir}/asked.py"])],
+    "export": [("/export md {dir}/chat.md", []), ("/export json {dir}/chat.md", ["n"])],
+    "run": [("/run 2", ["run"])],
+    "model": [("/model {model}", [])],
+    "help": [("/help", [])],
+}
+# Commands whose effect is the front-end itself (its screens, its theme, leaving it): covered in their own tests.
+FRONT_ONLY = {"sessions", "theme", "quit"}
+
+
+def test_every_command_is_in_a_scenario():
+    used = {line.split()[0][1:] for steps in SCENARIOS.values() for line, _ in steps if line.startswith("/")}
+    assert set(COMMANDS) - FRONT_ONLY <= used
+
+
+def saved_state(store: SessionStore) -> list[tuple]:
+    """Every saved session without its id and dates: what a command changed, comparable across front-ends."""
+    sessions = sorted(store.list_sessions(), key=lambda s: (s.created_at, s.title))
+    return [(s.model, s.system, s.settings, s.title, store.messages(s.id)) for s in sessions]
+
+
+def files_in(folder: Path) -> dict[str, str]:
+    """The files a scenario wrote, without the session ids and times an export carries."""
+    import re
+
+    def plain(text: str) -> str:
+        return re.sub(r'^(id|created|updated|created_at|updated_at|exported)(: |": ).*$', r"\1: -", text, flags=re.M)
+
+    return {p.name: plain(p.read_text()) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def fill(text: str, folder: Path, model: str) -> str:
+    return text.replace("{dir}", str(folder / "files")).replace("{model}", model)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    from starchat_tui.engine import load_engine
+
+    return load_engine(tiny_model, device="cpu")
+
+
+def settings_for(model: str):
+    return load_settings({"model": model, "generation": {"temperature": 0, "max_new_tokens": 24}})
+
+
+# -- line mode -----------------------------------------------------------------------------------------
+
+
+def run_in_line_mode(steps, folder: Path, model: str, engine) -> tuple[list, dict, str]:
+    from starchat_tui.line.chat import LineChat
+    from starchat_tui.line.loader import EngineLoader
+    from starchat_tui.session.chat_session import ChatSession
+
+    with SessionStore(folder / "sessions.db") as store:
+        chat = ChatSession.open(store, seed(store, model))
+        out = io.StringIO()
+        answers: list[str] = []
+        line = LineChat(settings_for(model), chat, out=out, err=out,
+                        read_line=lambda question, default, multiline: answers.pop(0))
+        line.loader = EngineLoader(lambda progress: engine)
+        for text, replies in steps:
+            answers[:] = [fill(r, folder, model) for r in replies]
+            line.handle(fill(text, folder, model))
+            assert answers == [], f"{text}: not every question was asked"
+        return saved_state(store), files_in(folder / "files"), out.getvalue()
+
+
+# -- the full-screen app ---------------------------------------------------------------------------------
+
+
+async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def answer_dialog(pilot, reply: str) -> None:
+    app = pilot.app
+    await wait_until(lambda: type(app.screen).__name__ in ("AskScreen", "ConfirmScreen", "RunCodeScreen"),
+                     "a question")
+    screen = app.screen
+    kind = type(screen).__name__
+    await pilot.pause()
+    if kind == "AskScreen":
+        field = screen.query_one("#answer")
+        if hasattr(field, "load_text"):
+            field.load_text(reply)
+        else:
+            field.value = reply
+        await pilot.press("ctrl+s")
+    elif kind == "ConfirmScreen":
+        await pilot.press(reply)
+    else:
+        assert reply == "run"
+        await pilot.press("ctrl+r")
+    await wait_until(lambda: app.screen is not screen, f"the {kind} to close")
+
+
+def command_running(app) -> bool:
+    return any(w.group == "command" and not w.is_finished for w in app.chat_screen.workers)
+
+
+async def run_in_app(steps, folder: Path, model: str, engine) -> tuple[list, dict, list[str]]:
+    from starchat_tui.ui.launch import build_app
+
+    shown: list[str] = []
+    with SessionStore(folder / "sessions.db") as store:
+        session_id = seed(store, model)
+        app = build_app(settings_for(model), session_id=session_id, store=store, engine=engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(lambda: app.engine is not None and app.chat_screen.is_mounted, "the engine")
+            await pilot.pause()
+            screen = app.chat_screen
+            for text, replies in steps:
+                screen.prompt.text = fill(text, folder, model)
+                await pilot.press("enter")
+                for reply in replies:
+                    await answer_dialog(pilot, fill(reply, folder, model))
+                await wait_until(lambda: not command_running(app) and not screen.generating
+                                 and app.loading_model is None, f"{text} to finish")
+                await pilot.pause()
+                if type(app.screen).__name__ in ("TextViewer", "HelpScreen"):
+                    shown.append(type(app.screen).__name__)
+                    await pilot.press("escape")
+                    await wait_until(lambda: app.screen is screen, "the viewer to close")
+                if type(app.screen).__name__ == "ToolResult" or screen.focused is not screen.prompt:
+                    screen.prompt.focus()
+        return saved_state(store), files_in(folder / "files"), shown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, engine, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    steps = SCENARIOS[name]
+    results = {}
+    for front in ("line", "app"):
+        folder = tmp_path / front
+        (folder / "files").mkdir(parents=True)
+        monkeypatch.chdir(folder / "files")
+        if front == "line":
+            results[front] = run_in_line_mode(steps, folder, tiny_model, engine)
+        else:
+            results[front] = asyncio.run(run_in_app(steps, folder, tiny_model, engine))
+    (line_state, line_files, line_output), (app_state, app_files, _) = results["line"], results["app"]
+    assert app_state == line_state
+    assert app_files == line_files
+    seeded = [(tiny_model, "be brief", {"temperature": 0, "max_new_tokens": 24}, "q1", [
+        {"role": "user", "content": "q1"}, {"role": "assistant", "content": FIRST_ANSWER},
+        {"role": "user", "content": "q2"}, {"role": "assistant", "content": SECOND_ANSWER}])]
+    # What each command should have done, said once for both front-ends:
+    expected_change = {
+        "system": lambda s: s[0][1] == "Be terse.",
+        "system-dialog": lambda s: s[0][1] == "From a dialog.",
+        "system-off": lambda s: s[0][1] is None,
+        "set": lambda s: s[0][2] == {"max_new_tokens": 24, "top_k": 3},
+        "unset": lambda s: s[0][2] == {"temperature": 0, "max_new_tokens": 24},
+        "settings": lambda s: s[0][2] == {"temperature": 0, "max_new_tokens": 12},
+        "retry": lambda s: len(s[0][4]) == 4 and s[0][4][3]["content"] != SECOND_ANSWER,
+        "edit": lambda s: [m["content"] for m in s[0][4][:3]] == ["q1", FIRST_ANSWER, "q2, said better"]
+        and len(s[0][4]) == 4,
+        "fork": lambda s: len(s) == 2 and [m["content"] for m in s[1][4]] == ["q1", FIRST_ANSWER],
+        "fork-all": lambda s: len(s) == 2 and s[1][4] == s[0][4],
+        "clear": lambda s: len(s) == 2 and s[1][4][0]["content"] == "a new question" and s[1][1] == "be brief",
+        "model": lambda s: s[0][0] == tiny_model,
+    }
+    check = expected_change.get(name, lambda s: s == seeded)
+    assert check(line_state), line_state
+    if name == "save":
+        assert line_files == {"one.py": "print('one')\n", "two.sh": "echo two\n"}
+    if name == "save-replace":
+        assert line_files == {"x.sh": "print('one')\n"}
+    if name == "save-asks-for-a-path":
+        assert line_files == {"asked.py": "print('one')\n"}
+    if name == "export":
+        assert list(line_files) == ["chat.md"] and "q2" in line_files["chat.md"] and line_files["chat.md"].startswith("---\nstarchat-tui-transcript")
+    if name == "run":
+        assert "two" in line_output and "exit 0" in line_output
+    if name in ("show", "help"):
+        assert results["app"][2], "the app showed the text"
+        assert "temperature" in line_output or "/help" in line_output
