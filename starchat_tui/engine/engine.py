@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from ..chat.conversation import Conversation
@@ -89,7 +89,7 @@ class Engine:
         self.cancel()
         self._cache.reset()
 
-    def stream(self, conversation: Conversation, **generation_options: Any) -> Iterator[str]:
+    def stream(self, conversation: Conversation, **generation_options: Any) -> Generator[str, None, None]:
         """Yield the reply to ``conversation`` as it is generated, then append it to the conversation.
 
         The reply is appended when the stream ends, with ``"interrupted": True`` when it was cancelled

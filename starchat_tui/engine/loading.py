@@ -225,7 +225,7 @@ def load_model(source: ModelSource, device: str, dtype: Any, quantize: str | Non
     except (OSError, ValueError) as error:
         raise explain_load_failure(source, error) from error
     if "device_map" not in kwargs:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers' stub wraps .to for models
     model.eval()
     return model
 

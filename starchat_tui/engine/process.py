@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class EngineProcess:
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 close_fds=True,
             )
+        assert self._process.stdin is not None and self._process.stdout is not None
         self._channel = Channel(self._process.stdin)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
@@ -113,6 +114,7 @@ class EngineProcess:
 
     def _read(self) -> None:
         stream = self._process.stdout
+        assert stream is not None
         while True:
             try:
                 message = read_message(stream)
@@ -131,6 +133,9 @@ class EngineProcess:
             if pending is not None:
                 pending.messages.put(message)
         self._died()
+
+    def _gone(self) -> Exception:
+        return self._dead if self._dead is not None else EngineProcessError("the model's process has ended")
 
     def _died(self) -> None:
         try:
@@ -166,7 +171,7 @@ class EngineProcess:
 
     def _send(self, op: str, **fields: Any) -> None:
         if self._dead is not None:
-            raise self._dead
+            raise self._gone()
         try:
             self._channel.send(op, **fields)
         except (OSError, ValueError):  # the pipe is gone: the reader is about to say why
@@ -203,7 +208,7 @@ class EngineProcess:
         finally:
             self._forget(ident)
         if answer["op"] == "gone":
-            raise self._dead
+            raise self._gone()
         if "error" in answer:
             raise self._error(answer["error"])
         return answer["value"]
@@ -218,7 +223,7 @@ class EngineProcess:
     def reset_cache(self) -> None:
         self._send("reset_cache")
 
-    def stream(self, conversation: Conversation, **generation_options: Any) -> Iterator[str]:
+    def stream(self, conversation: Conversation, **generation_options: Any) -> Generator[str, None, None]:
         """Yield the reply to ``conversation`` as it is generated, then append it to the conversation.
 
         As with an in-process engine, a reply that was cancelled or that the consumer stopped reading is
@@ -260,7 +265,7 @@ class EngineProcess:
 
     def _end(self, conversation: Conversation, message: dict[str, Any]) -> None:
         if message["op"] == "gone":
-            raise self._dead
+            raise self._gone()
         if "stats" in message:
             self.stats = GenerationStats(**message["stats"])
             self.warnings = list(message.get("warnings") or [])

@@ -8,7 +8,7 @@ This module imports neither torch nor transformers: a front-end can name the typ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -50,7 +50,7 @@ class ChatEngine(Protocol):
     @property
     def context_limit(self) -> int: ...
 
-    def stream(self, conversation: Conversation, **generation_options: Any) -> Iterator[str]:
+    def stream(self, conversation: Conversation, **generation_options: Any) -> Generator[str, None, None]:
         """Yield the reply as it is generated, then append it to ``conversation``.
 
         A reply that was cancelled, or that the consumer stopped reading, is appended with
@@ -65,3 +65,12 @@ class ChatEngine(Protocol):
     def close(self) -> None:
         """Free the model (and any process holding it); the engine is unusable afterwards."""
         ...
+
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .process import EngineProcess
+
+    def _both_engines_are_chat_engines(local: Engine, child: EngineProcess) -> tuple[ChatEngine, ChatEngine]:
+        # Never called: the type checker proves here that both implement the protocol in full.
+        return local, child

@@ -26,7 +26,7 @@ class CancelCriterion(StoppingCriteria):
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
@@ -76,11 +76,14 @@ class ChunkStreamer(TextIteratorStreamer):
         at the end) has to wait here.
         """
         start, read = self.print_len, self._read
-        before = self.tokenizer.decode(self.token_cache[start:read], **self.decode_kwargs)
-        after = self.tokenizer.decode(self.token_cache[start:], **self.decode_kwargs)
+        before = self._decode(self.token_cache[start:read])
+        after = self._decode(self.token_cache[start:])
         if len(after) > len(before) and not after.endswith("\ufffd"):
             self.on_finalized_text(after[len(before) :])
             self.print_len, self._read = read, len(self.token_cache)
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, **self.decode_kwargs))
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         # Each wake-up of the consumer thread is a handoff of the interpreter lock that the decode loop
@@ -102,8 +105,8 @@ class ChunkStreamer(TextIteratorStreamer):
             return
         self._ended = True
         # Whatever is still held back (an incomplete character at the very end) goes out as it is.
-        tail = self.tokenizer.decode(self.token_cache[self.print_len :], **self.decode_kwargs)
-        held = self.tokenizer.decode(self.token_cache[self.print_len : self._read], **self.decode_kwargs)
+        tail = self._decode(self.token_cache[self.print_len :])
+        held = self._decode(self.token_cache[self.print_len : self._read])
         self.on_finalized_text(tail[len(held) :], stream_end=True)
 
     def __next__(self) -> str:

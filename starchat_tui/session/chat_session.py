@@ -12,7 +12,7 @@ No widgets, no terminal and no model code here: the engine is handed in as a :cl
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..chat.attachments import Attachment
@@ -164,7 +164,7 @@ class ChatSession:
             self.store.add_message(session_id, "user", content)
         self.conversation.add("user", content)
 
-    def reply(self, engine: ChatEngine) -> Iterator[str]:
+    def reply(self, engine: ChatEngine) -> Generator[str, None, None]:
         """Stream ``engine``'s answer to the conversation as it stands, saving it as it grows.
 
         This is the one stream-and-save loop of every front-end. The answer is saved at once as an

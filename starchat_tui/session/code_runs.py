@@ -16,6 +16,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..chat.blocks import CodeBlock
+    from ..sandbox.result import Result
     from .front import Front
 
 # Fence tags people write for the two languages the sandbox always has.
@@ -74,13 +75,16 @@ class CodeRunner:
         self._cancel = cancel = threading.Event()
         front.status(f"running block {block.number} ({language}) in {info.name} · Esc stops it")
         # The user confirmed this run (twice without a sandbox): only now is an unsafe run allowed.
-        options = dict(timeout=timeout, allow_unsafe=not info.safe, cancel=cancel)
+        def run_in(workdir: Path | None) -> Result:
+            return sandbox.run(choice.code, language, workdir=workdir, timeout=timeout, allow_unsafe=not info.safe,
+                               cancel=cancel)
+
         try:
             try:
-                result = sandbox.run(choice.code, language, workdir=work_folder(front.chat.session_id), **options)
+                result = run_in(work_folder(front.chat.session_id))
             except sandbox.WorkdirUnusable:
                 # This chat's folder is one the sandbox cannot use here: run in a fresh folder instead.
-                result = sandbox.run(choice.code, language, workdir=None, **options)
+                result = run_in(None)
         finally:
             self._cancel = None
             front.status("")

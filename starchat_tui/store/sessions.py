@@ -275,6 +275,7 @@ class SessionStore:
                 (title_from(content), session_id),
             )
         self._touch(db, session_id)
+        assert cursor.lastrowid is not None
         return cursor.lastrowid
 
     def update_message(
@@ -441,6 +442,7 @@ class SessionStore:
             if last is not None and last["text"] == text:
                 return
             cursor = db.execute("INSERT INTO prompts (text, created_at) VALUES (?, ?)", (text, now()))
+            assert cursor.lastrowid is not None
             db.execute("DELETE FROM prompts WHERE id <= ?", (cursor.lastrowid - PROMPT_HISTORY_LIMIT,))
 
     def prompts(self, limit: int = 1000) -> list[str]:
