@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import pytest
+from app_helpers import wait_until
 
 from starchat_tui.config import load_settings
 from starchat_tui.session.commands import COMMANDS
@@ -115,19 +116,10 @@ def run_in_line_mode(steps, folder: Path, model: str, engine) -> tuple[list, dic
 # -- the full-screen app ---------------------------------------------------------------------------------
 
 
-async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def answer_dialog(pilot, reply: str) -> None:
     app = pilot.app
-    await wait_until(lambda: type(app.screen).__name__ in ("AskScreen", "ConfirmScreen", "RunCodeScreen"),
-                     "a question")
+    await wait_until(pilot, lambda: type(app.screen).__name__ in ("AskScreen", "ConfirmScreen", "RunCodeScreen"),
+                     what="a question")
     screen = app.screen
     kind = type(screen).__name__
     await pilot.pause()
@@ -143,7 +135,7 @@ async def answer_dialog(pilot, reply: str) -> None:
     else:
         assert reply == "run"
         await pilot.press("ctrl+r")
-    await wait_until(lambda: app.screen is not screen, f"the {kind} to close")
+    await wait_until(pilot, lambda: app.screen is not screen, what=f"the {kind} to close")
 
 
 def command_running(app) -> bool:
@@ -158,7 +150,7 @@ async def run_in_app(steps, folder: Path, model: str, engine) -> tuple[list, dic
         session_id = seed(store, model)
         app = build_app(settings_for(model), session_id=session_id, store=store, engine=engine)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_until(lambda: app.engine is not None and app.chat_screen.is_mounted, "the engine")
+            await wait_until(pilot, lambda: app.engine is not None and app.chat_screen.is_mounted, what="the engine")
             await pilot.pause()
             screen = app.chat_screen
             for text, replies in steps:
@@ -166,13 +158,13 @@ async def run_in_app(steps, folder: Path, model: str, engine) -> tuple[list, dic
                 await pilot.press("enter")
                 for reply in replies:
                     await answer_dialog(pilot, fill(reply, folder, model))
-                await wait_until(lambda: not command_running(app) and not screen.generating
-                                 and app.loading_model is None, f"{text} to finish")
+                await wait_until(pilot, lambda: not command_running(app) and not screen.generating
+                                 and app.loading_model is None, what=f"{text} to finish")
                 await pilot.pause()
                 if type(app.screen).__name__ in ("TextViewer", "HelpScreen"):
                     shown.append(type(app.screen).__name__)
                     await pilot.press("escape")
-                    await wait_until(lambda: app.screen is screen, "the viewer to close")
+                    await wait_until(pilot, lambda: app.screen is screen, what="the viewer to close")
                 if type(app.screen).__name__ == "ToolResult" or screen.focused is not screen.prompt:
                     screen.prompt.focus()
         return saved_state(store), files_in(folder / "files"), shown

@@ -7,37 +7,13 @@ back. Waits poll for a condition (``wait_until``) instead of sleeping a fixed ti
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import pytest
+from app_helpers import SIZE, Paced, ask, make_app, ready, running_app, screen_text, wait_until
 
 from starchat_tui.config import config_file, load_settings
 
-SIZE = (100, 36)
-
-
-# -- helpers -----------------------------------------------------------------------------------------
-
-
-def run_async(test):
-    """Run an async test body on a fresh event loop (no asyncio plugin needed)."""
-
-    @functools.wraps(test)
-    def runner(*args, **kwargs):
-        return asyncio.run(test(*args, **kwargs))
-
-    return runner
-
-
-async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``predicate`` while the app runs. (Not pilot.pause: it waits for every widget to drain its
-    queue, which during streaming can be the whole answer, and a state in between would be missed.)"""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{screen_text(pilot.app)}")
-        await asyncio.sleep(0.01)
+# -- engines -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -45,25 +21,6 @@ def tiny_engine(tiny_model):
     from starchat_tui.engine import load_engine
 
     return load_engine(tiny_model, device="cpu")
-
-
-class Paced:
-    """The real engine, with each streamed chunk held back a little: on an idle machine a tiny model can
-    finish 900 tokens before a test gets to press a key, and these tests need an answer in flight."""
-
-    def __init__(self, engine, delay: float = 0.004) -> None:
-        self._engine = engine
-        self._delay = delay
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-    def stream(self, conversation, **options):
-        import time
-
-        for chunk in self._engine.stream(conversation, **options):
-            time.sleep(self._delay)
-            yield chunk
 
 
 @pytest.fixture(scope="module")
@@ -88,38 +45,9 @@ def remote_rambler(random_model, tmp_path_factory):
     engine.close()
 
 
-def make_app(model: str, engine=None, *, generation=None, store=None, **kwargs):
-    from starchat_tui.ui.launch import build_app
-
-    settings = load_settings({"model": model, "generation": generation or {"temperature": 0}})
-    return build_app(settings, engine=engine, store=store, **kwargs)
-
-
-async def ready(pilot) -> None:
-    await wait_until(pilot, lambda: pilot.app.engine is not None and pilot.app.chat_screen.is_mounted,
-                     what="the engine")
-    await pilot.pause()
-
-
-async def ask(pilot, text: str) -> None:
-    screen = pilot.app.chat_screen
-    before = len(screen.chat.messages)
-    screen.prompt.text = text
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: len(screen.chat.messages) >= before + 2 and not screen.generating,
-                     what="the answer")
-    await pilot.pause()
-
-
-def screen_text(app) -> str:
-    """What the terminal shows now, as plain text lines (the screen's composited strips)."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
 # -- loading and first paint -------------------------------------------------------------------------
 
 
-@run_async
 async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanwhile_is_answered(
     tiny_model, monkeypatch, process_gone
 ):
@@ -162,15 +90,12 @@ async def test_the_screen_paints_before_the_model_loads_and_a_message_sent_meanw
     assert process_gone(engine_pid), "quitting the app must end its engine process"
 
 
-@run_async
 async def test_what_the_first_answer_needs_is_imported_while_the_model_loads(tiny_model):
     """Importing transformers for the generation settings took 0.7 s on the UI thread at the first Enter."""
     from starchat_tui.engine.generation import known_settings
 
     known_settings.cache_clear()
-    app = make_app(tiny_model)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model) as pilot:
         assert known_settings.cache_info().currsize == 1
         await pilot.press("ctrl+q")
 
@@ -194,7 +119,6 @@ def test_quitting_while_the_model_loads_ends_the_loading_process_at_once(tiny_mo
     assert process_gone(pids[0]), "the loading engine process outlived the app"
 
 
-@run_async
 async def test_a_model_that_cannot_load_is_reported_and_the_app_stays_usable():
     app = make_app("/nonexistent/model-folder")
     async with app.run_test(size=SIZE) as pilot:
@@ -208,11 +132,9 @@ async def test_a_model_that_cannot_load_is_reported_and_the_app_stays_usable():
 # -- chatting ----------------------------------------------------------------------------------------
 
 
-@run_async
 async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         await ask(pilot, "Write a function that adds two numbers.")
         screen = app.chat_screen
         reply = screen.chat.messages[-1]
@@ -230,7 +152,6 @@ async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_mode
 
 
 @pytest.mark.parametrize("key", ["escape", "ctrl+c"])
-@run_async
 async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_interrupted(
     random_model, remote_rambler, key
 ):
@@ -255,13 +176,11 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
         assert reply["content"] in remote_rambler.renderer.render_prompt(screen.chat.conversation.messages)
 
 
-@run_async
 async def test_enter_sends_ctrl_j_adds_a_line_and_a_paste_arrives_whole(tiny_model, tiny_engine):
     from textual import events
 
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await pilot.press(*"first", "ctrl+j", *"second")
         assert screen.prompt.text == "first\nsecond"
@@ -277,11 +196,9 @@ async def test_enter_sends_ctrl_j_adds_a_line_and_a_paste_arrives_whole(tiny_mod
         assert screen.chat.messages[0]["content"] == "line one\nline two\nline three"
 
 
-@run_async
 async def test_regenerate_edit_and_resend_fork_and_clear(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         store = screen.chat.store
         await ask(pilot, "What does len do?")
@@ -316,11 +233,9 @@ async def test_regenerate_edit_and_resend_fork_and_clear(tiny_model, tiny_engine
         assert len(screen.transcript.query("UserMessage")) == 0
 
 
-@run_async
 async def test_escape_cancels_an_edit_and_restores_the_draft(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await ask(pilot, "hello")
         screen.prompt.text = "my draft"
@@ -331,16 +246,13 @@ async def test_escape_cancels_an_edit_and_restores_the_draft(tiny_model, tiny_en
         assert len(screen.chat.messages) == 2
 
 
-@run_async
 async def test_prompt_history_persists_and_is_searchable(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         await ask(pilot, "What does len do?")
         await ask(pilot, "hello")
-    app = make_app(tiny_model, tiny_engine)  # a new run reads the history from the store
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:  # a new run reads the history from the store
+        app = pilot.app
         prompt = app.chat_screen.prompt
         prompt.text = "draft"
         await pilot.press("up")
@@ -359,11 +271,9 @@ async def test_prompt_history_persists_and_is_searchable(tiny_model, tiny_engine
 # -- slash commands and the palette ------------------------------------------------------------------
 
 
-@run_async
 async def test_slash_completion_and_generation_settings(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await pilot.press(*"/se")
         assert screen.menu.display and screen.menu.completions[0].value == "/set "
@@ -390,11 +300,9 @@ async def test_slash_completion_and_generation_settings(tiny_model, tiny_engine)
         assert "unknown command /frobnicate" in " ".join(str(n.message) for n in app._notifications)
 
 
-@run_async
 async def test_system_prompt_and_show_prompt_params_template(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         screen.prompt.text = "/system You are terse."
         await pilot.press("enter")
@@ -415,13 +323,11 @@ async def test_system_prompt_and_show_prompt_params_template(tiny_model, tiny_en
         assert app.screen.text == expected_prompt
 
 
-@run_async
 async def test_command_palette_reaches_every_chat_action(tiny_model, tiny_engine):
     from starchat_tui.ui.palette import PALETTE
 
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         for entry in PALETTE:  # every entry names an action that exists
             namespace, _, name = entry.action.rpartition(".")
@@ -437,12 +343,10 @@ async def test_command_palette_reaches_every_chat_action(tiny_model, tiny_engine
         assert len(screen.chat.store.messages(screen.chat.session_id)) == 2
 
 
-@run_async
 async def test_keys_remapped_in_config_toml_take_effect(tiny_model, tiny_engine):
     config_file().write_text('[keys]\nregenerate = "f5"\n')
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await ask(pilot, "hello")
         answers_before = screen.chat.store.messages(screen.chat.session_id)
@@ -487,15 +391,13 @@ def test_continue_and_session_flags_choose_the_saved_chat(tiny_model):
 # -- code blocks -------------------------------------------------------------------------------------
 
 
-@run_async
 async def test_code_blocks_are_numbered_and_copied_saved_from_keys_and_commands(tiny_model, tiny_engine, tmp_path,
                                                                                monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await ask(pilot, "Write a function that adds two numbers.")
         await ask(pilot, "Reverse a string in Python.")
@@ -538,14 +440,12 @@ async def test_code_blocks_are_numbered_and_copied_saved_from_keys_and_commands(
             str(n.message) for n in app._notifications)
 
 
-@run_async
 async def test_export_writes_the_chat_as_markdown_and_json(tiny_model, tiny_engine, tmp_path, monkeypatch):
     import json
 
     monkeypatch.chdir(tmp_path)
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await ask(pilot, "What does len do?")
         screen.prompt.text = "/export"
@@ -559,7 +459,6 @@ async def test_export_writes_the_chat_as_markdown_and_json(tiny_model, tiny_engi
         assert json.loads((tmp_path / "chat.json").read_text())["messages"] == screen.chat.messages
 
 
-@run_async
 async def test_model_output_is_shown_inert(tiny_model, tiny_engine):
     from starchat_tui.store import SessionStore
 
@@ -567,24 +466,21 @@ async def test_model_output_is_shown_inert(tiny_model, tiny_engine):
     session = store.create_session("tiny")
     store.add_message(session.id, "user", "show me colours")
     store.add_message(session.id, "assistant", "red: \x1b[31mRED\x1b[0m bell\x07\n```python\nprint('\x1b]52;c;aGk=\x07')\n```")
-    app = make_app(tiny_model, tiny_engine, session_id=session.id)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, session_id=session.id) as pilot:
+        app = pilot.app
         text = screen_text(app)
         assert "␛[31mRED␛[0m bell^G" in text
         assert "print('␛]52;c;aGk=^G')" in text
         assert "\x1b" not in text and "\x07" not in text
 
 
-@run_async
 async def test_a_long_code_block_streams_in_drawing_only_its_new_lines(tiny_model, tiny_engine):
     """Redrawing a growing block on every flush is what makes long code answers stutter; only new lines may be drawn."""
     from starchat_tui.ui.widgets.answer import AssistantMessage
     from starchat_tui.ui.widgets.code_fence import CodeLines
 
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         transcript = app.chat_screen.transcript
         transcript.follow()
         widget = await transcript.add(lambda: AssistantMessage("", streaming=True))
@@ -615,11 +511,9 @@ async def test_a_long_code_block_streams_in_drawing_only_its_new_lines(tiny_mode
 # -- themes ------------------------------------------------------------------------------------------
 
 
-@run_async
 async def test_theme_switches_live_recolours_code_and_is_remembered(tiny_model, tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         await ask(pilot, "Write a function that adds two numbers.")
         fence = app.chat_screen.transcript.query("CodeFence").last()
         dark_spans = {str(s.style) for s in fence._highlighted_code.spans}
@@ -631,16 +525,14 @@ async def test_theme_switches_live_recolours_code_and_is_remembered(tiny_model, 
         assert fence._style_name == "vs"
         assert {str(s.style) for s in fence._highlighted_code.spans} != dark_spans
     assert load_settings().theme == "starchat-light"
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         assert app.theme == "starchat-light"
 
 
 # -- sessions ----------------------------------------------------------------------------------------
 
 
-@run_async
 async def test_sessions_screen_opens_renames_deletes_and_searches(tiny_model, tiny_engine):
     from starchat_tui.store import SessionStore
 
@@ -650,9 +542,8 @@ async def test_sessions_screen_opens_renames_deletes_and_searches(tiny_model, ti
         session = store.create_session("tiny")
         store.add_message(session.id, "user", f"{title}: {words}")
         store.add_message(session.id, "assistant", "answer")
-    app = make_app(tiny_model, tiny_engine, store=store)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, store=store) as pilot:
+        app = pilot.app
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "SessionsScreen", what="the sessions screen")
         table = app.screen.query_one("DataTable")
@@ -684,7 +575,6 @@ async def test_sessions_screen_opens_renames_deletes_and_searches(tiny_model, ti
         assert len(app.chat_screen.transcript.query("UserMessage")) == 1
 
 
-@run_async
 async def test_a_long_session_mounts_only_its_newest_turns_and_expands_on_demand(tiny_model, tiny_engine):
     from starchat_tui.store import SessionStore
 
@@ -693,9 +583,8 @@ async def test_a_long_session_mounts_only_its_newest_turns_and_expands_on_demand
     for n in range(150):
         store.add_message(session.id, "user", f"question {n}")
         store.add_message(session.id, "assistant", f"answer {n}\n```python\nprint({n})\n```")
-    app = make_app(tiny_model, tiny_engine, session_id=session.id)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, session_id=session.id) as pilot:
+        app = pilot.app
         transcript = app.chat_screen.transcript
         mounted = len(transcript.query(".message"))
         assert mounted == transcript.window < 300
@@ -710,7 +599,6 @@ async def test_a_long_session_mounts_only_its_newest_turns_and_expands_on_demand
         assert len(app.chat_screen.chat.messages) == 302
 
 
-@run_async
 async def test_the_view_follows_the_answer_only_while_the_user_is_at_the_bottom(random_model, rambling_engine):
     from starchat_tui.store import SessionStore
 
@@ -720,9 +608,8 @@ async def test_the_view_follows_the_answer_only_while_the_user_is_at_the_bottom(
     for n in range(8):  # taller than the screen, small enough to leave room in the context for a long answer
         store.add_message(session.id, "user", f"q{n}")
         store.add_message(session.id, "assistant", "\n\n".join("p" for _ in range(4)))
-    app = make_app(random_model, rambling_engine, session_id=session.id)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(random_model, rambling_engine, session_id=session.id) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         transcript = screen.transcript
         screen.prompt.text = "ramble"
@@ -751,14 +638,12 @@ def session_with_code(code: str) -> str:
     return session.id
 
 
-@run_async
 async def test_running_a_block_asks_first_shows_the_output_and_one_key_sends_it_back(tiny_model, tiny_engine):
     from starchat_tui.sandbox import probe_backend
     from starchat_tui.ui.widgets.tool_result import ToolResult
 
-    app = make_app(tiny_model, tiny_engine, session_id=session_with_code("print('half', 1 / 2)\nprint(1 / 0)"))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, session_id=session_with_code("print('half', 1 / 2)\nprint(1 / 0)")) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         screen.prompt.text = "/run 1"
         await pilot.press("enter")
@@ -786,16 +671,14 @@ async def test_running_a_block_asks_first_shows_the_output_and_one_key_sends_it_
         assert screen.chat.store.messages(screen.chat.session_id)[2]["content"] == question
 
 
-@run_async
 async def test_without_a_sandbox_the_run_is_flagged_and_confirmed_every_time(tiny_model, tiny_engine, monkeypatch):
     from starchat_tui.sandbox import probe_backend
     from starchat_tui.ui.widgets.tool_result import ToolResult
 
     monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "none")
     probe_backend.cache_clear()
-    app = make_app(tiny_model, tiny_engine, session_id=session_with_code("print('ran')"))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, session_id=session_with_code("print('ran')")) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         for answer in ("n", "y"):
             screen.prompt.text = "/run 1"
@@ -818,14 +701,12 @@ async def test_without_a_sandbox_the_run_is_flagged_and_confirmed_every_time(tin
 # -- the rest of the actions -------------------------------------------------------------------------
 
 
-@run_async
 async def test_help_lists_keys_as_remapped_and_every_slash_command(tiny_model, tiny_engine):
     from starchat_tui.session.commands import COMMANDS
 
     config_file().write_text('[keys]\nregenerate = "f5"\n')
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=(110, 60)) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, size=(110, 60)) as pilot:
+        app = pilot.app
         await pilot.press("f1")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen", what="help")
         text = str(app.screen.query_one("#help-text").render())
@@ -836,12 +717,10 @@ async def test_help_lists_keys_as_remapped_and_every_slash_command(tiny_model, t
         await wait_until(pilot, lambda: app.screen is app.chat_screen, what="help to close")
 
 
-@run_async
 async def test_model_switch_loads_in_the_background_and_is_saved_with_the_session(tiny_model, random_model,
                                                                                   tiny_engine):
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await ask(pilot, "hello")
         screen.prompt.text = f"/model {random_model}"
@@ -852,27 +731,23 @@ async def test_model_switch_loads_in_the_background_and_is_saved_with_the_sessio
         assert screen.chat.store.get_session(screen.chat.session_id).model == random_model
 
 
-@run_async
 async def test_copy_without_a_number_copies_the_last_answer(tiny_model, tiny_engine, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    app = make_app(tiny_model, tiny_engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
         await ask(pilot, "What does len do?")
         app.chat_screen.prompt.text = "/copy"
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.clipboard == app.chat_screen.chat.messages[-1]["content"], what="copy")
 
 
-@run_async
 async def test_attached_input_waits_for_enter_and_goes_into_the_first_message(tiny_model, tiny_engine):
     from starchat_tui.chat.attachments import decode_input
 
     attachment = decode_input(b"def add(a, b):\n    return a + b\n", "x.py")
-    app = make_app(tiny_model, tiny_engine, attachments=[attachment])
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, attachments=[attachment]) as pilot:
+        app = pilot.app
         screen = app.chat_screen
         await wait_until(pilot, lambda: "attached: x.py (python, 3 lines)" in screen_text(app), what="the bar")
         assert screen.chat.messages == []  # nothing is sent until the user says what to ask
@@ -882,7 +757,6 @@ async def test_attached_input_waits_for_enter_and_goes_into_the_first_message(ti
         assert screen.attachments == []
 
 
-@run_async
 async def test_a_prompt_given_on_the_command_line_is_sent_at_once(tiny_model, tiny_engine):
     app = make_app(tiny_model, tiny_engine, instruction="Reverse a string in Python.")
     async with app.run_test(size=SIZE) as pilot:
@@ -891,7 +765,6 @@ async def test_a_prompt_given_on_the_command_line_is_sent_at_once(tiny_model, ti
         assert screen.chat.messages[0]["content"] == "Reverse a string in Python."
 
 
-@run_async
 async def test_the_transcript_unmounts_old_entries_while_following_and_brings_them_back():
     from textual.app import App
     from textual.widgets import Static
@@ -918,7 +791,6 @@ async def test_the_transcript_unmounts_old_entries_while_following_and_brings_th
         assert shown == sorted(shown, key=int)  # older entries come back above, in order
 
 
-@run_async
 async def test_square_brackets_from_users_and_models_are_shown_literally(tiny_model, tiny_engine):
     from starchat_tui.store import SessionStore
 
@@ -926,9 +798,8 @@ async def test_square_brackets_from_users_and_models_are_shown_literally(tiny_mo
     session = store.create_session("tiny")
     store.add_message(session.id, "user", "why does [bold]x[/] print [red")
     store.add_prompt("grep '[a-z]' file")
-    app = make_app(tiny_model, tiny_engine, store=store)
-    async with app.run_test(size=(110, 34)) as pilot:
-        await ready(pilot)
+    async with running_app(tiny_model, tiny_engine, store=store, size=(110, 34)) as pilot:
+        app = pilot.app
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "SessionsScreen", what="the sessions")
         await wait_until(pilot, lambda: "why does [bold]x[/] print [red" in screen_text(app), what="the title")
