@@ -19,7 +19,7 @@ from ..errors import EXIT_OK, ModelLoadError, StarchatError, UsageError
 from ..session import commands
 from ..session.chat_session import ChatSession
 from ..session.code_runs import CodeRunner, RunChoice
-from ..session.interrupt import ctrl_c_cancels
+from ..session.interrupt import ctrl_c_calls
 from .loader import EngineLoader
 from .terminal import PROMPT, build_prompt_session, terminal_input, typing_ahead_kept
 
@@ -146,7 +146,7 @@ class LineChat:
         """Stream a reply through the session's stream-and-save loop; Ctrl+C stops it and keeps it."""
         engine = self.wait_for_engine()
         streamed = False
-        with ctrl_c_cancels(engine):
+        with ctrl_c_calls(engine.cancel):
             for chunk in self.chat.reply(engine):
                 self.out.write(make_inert(chunk))
                 self.out.flush()
@@ -172,7 +172,7 @@ class LineChat:
 
     def status(self, text: str) -> None:
         if text:
-            self.warn(text)
+            self.warn(f"{text} · Ctrl+C stops it")
 
     def note(self, text: str, kind: str = "info") -> None:
         if kind == "info":

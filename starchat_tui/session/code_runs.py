@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from .interrupt import ctrl_c_calls
 
 if TYPE_CHECKING:
     from ..chat.blocks import CodeBlock
@@ -73,18 +74,20 @@ class CodeRunner:
             return
         timeout = float(front.settings.section("sandbox").get("timeout", 30))
         self._cancel = cancel = threading.Event()
-        front.status(f"running block {block.number} ({language}) in {info.name} · Esc stops it")
-        # The user confirmed this run (twice without a sandbox): only now is an unsafe run allowed.
+
         def run_in(workdir: Path | None) -> Result:
+            # The user confirmed this run (twice without a sandbox): only now is an unsafe run allowed.
             return sandbox.run(choice.code, language, workdir=workdir, timeout=timeout, allow_unsafe=not info.safe,
                                cancel=cancel)
 
+        front.status(f"running block {block.number} ({language}) in {info.name}")
         try:
-            try:
-                result = run_in(work_folder(front.chat.session_id))
-            except sandbox.WorkdirUnusable:
-                # This chat's folder is one the sandbox cannot use here: run in a fresh folder instead.
-                result = run_in(None)
+            with ctrl_c_calls(cancel.set):
+                try:
+                    result = run_in(work_folder(front.chat.session_id))
+                except sandbox.WorkdirUnusable:
+                    # This chat's folder is one the sandbox cannot use here: run in a fresh folder instead.
+                    result = run_in(None)
         finally:
             self._cancel = None
             front.status("")

@@ -81,7 +81,7 @@ class ScreenFront:
 
     def status(self, text: str) -> None:
         def show() -> None:
-            self.status_line.loading_step = text
+            self.status_line.loading_step = f"{text} · Esc stops it" if text else ""
             self.refresh_bindings()
 
         self._on_ui(show)

@@ -9,8 +9,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from .. import keymap
 from ...session.commands import help_lines
+from .. import keymap
 
 
 def help_text(user_keymap: dict[str, str]) -> Content:
