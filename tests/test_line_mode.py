@@ -277,3 +277,25 @@ def test_a_model_that_cannot_load_ends_line_mode_with_exit_3(driver, cli_env, tm
     assert "starchat-tui: error:" in log and "no-such-model" in log and "Traceback" not in log
     with SessionStore(os.path.join(cli_env["STARCHAT_TUI_DATA_DIR"], "sessions.db")) as store:
         assert store.prompts() == ["half typed"], "what was typed is kept in the history"
+
+
+@pytest.mark.slow
+def test_a_code_block_runs_after_asking_and_ctrl_c_stops_it(driver, cli_env, tmp_path, tiny_model, isolated_home):
+    with SessionStore(isolated_home / "data" / "sessions.db") as store:
+        session = store.create_session(tiny_model)
+        store.add_message(session.id, "user", "a slow one")
+        store.add_message(session.id, "assistant", "```sh\necho started; sleep 60; echo finished\n```\n")
+    child = spawn(driver, cli_env, tmp_path, model=tiny_model, session=session.id)
+    child.expect_exact(PROMPT_READY)
+    child.send("/run 1\r")
+    child.expect_exact("[r]un, [a]lways in this chat, [c]opy, [N]o")
+    child.send("r\r")
+    child.expect_exact("Ctrl+C stops it")
+    child.send("\x03")
+    child.expect(r"▶ block 1 · bash · \w+ · exit \d+")
+    child.expect_exact(PROMPT_READY)
+    assert "finished" not in child.before
+    child.send("/quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -80,9 +80,9 @@ class CodeRunner:
             return sandbox.run(choice.code, language, workdir=workdir, timeout=timeout, allow_unsafe=not info.safe,
                                cancel=cancel)
 
-        front.status(f"running block {block.number} ({language}) in {info.name}")
         try:
             with ctrl_c_calls(cancel.set):
+                front.status(f"running block {block.number} ({language}) in {info.name}")
                 try:
                     result = run_in(work_folder(front.chat.session_id))
                 except sandbox.WorkdirUnusable:
