@@ -24,6 +24,8 @@ from .loader import EngineLoader
 from .terminal import PROMPT, build_prompt_session, terminal_input, typing_ahead_kept
 
 if TYPE_CHECKING:
+    from prompt_toolkit.input import Input
+
     from ..chat.blocks import CodeBlock
     from ..config import Settings
     from ..engine.protocol import ChatEngine
@@ -329,7 +331,7 @@ def run_line_mode(
             store.close()
 
 
-def _loop(line: LineChat, store: SessionStore, prompt_input: Any, instruction: str) -> int:
+def _loop(line: LineChat, store: SessionStore, prompt_input: Input, instruction: str) -> int:
     chat = line.chat
     if chat.session_id:
         line.say(f"continuing session {chat.session_id} ({chat.turn_count()} of your messages so far); /help for commands")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -18,6 +18,9 @@ from ...errors import UsageError
 from .ask import AskScreen
 from .confirm import ConfirmScreen
 from .plain import PlainNotify
+
+if TYPE_CHECKING:
+    from ...store.sessions import SessionStore
 
 
 def when(stamp: Any) -> str:
@@ -40,7 +43,7 @@ class SessionsScreen(PlainNotify, Screen[str | None]):
         Binding("ctrl+f,slash", "search", "Search", show=True),
     ]
 
-    def __init__(self, store: Any, current: str | None = None) -> None:
+    def __init__(self, store: SessionStore, current: str | None = None) -> None:
         super().__init__(id="sessions-screen")
         self.store = store
         self.current = current

@@ -44,7 +44,9 @@ class RunCodeScreen(ModalScreen[RunChoice]):
                     classes="warning-banner", markup=False,
                 )
             with VerticalScroll(id="code-view"):
-                style = getattr(self.app, "code_style", None) or code_style("monokai")
+                from ..app import StarchatApp  # here: the app module imports this screen
+
+                style = self.app.code_style if isinstance(self.app, StarchatApp) else code_style("monokai")
                 yield Static(style.highlight(self.code, self.language), id="code", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Run (r)", variant="error" if not self.safe else "primary", id="run", compact=True)

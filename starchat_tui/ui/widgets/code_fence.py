@@ -25,8 +25,8 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual.widgets.markdown import MarkdownBlock, MarkdownFence
 
-from .. import keymap
 from ...chat.blocks import fence_language
+from .. import keymap
 from ..highlight import CodeStyle, code_style
 
 

@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.widgets import OptionList, TextArea
 from textual.widgets.option_list import Option
 
-from .. import keymap
 from ...session.commands import Completion
+from .. import keymap
 
 
 class CompletionMenu(OptionList):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -13,6 +13,9 @@ from textual.widgets import Static
 
 from ...chat.inert import make_inert
 from .. import keymap
+
+if TYPE_CHECKING:
+    from ...sandbox.result import Result
 
 # What goes back to the model: enough to explain an error, never a whole log that fills the context.
 MAX_FEEDBACK_CHARS = 4000
@@ -24,7 +27,7 @@ def _clip(text: str, limit: int) -> str:
     return text[: limit // 2] + f"\n… ({len(text) - limit} characters cut) …\n" + text[-limit // 2:]
 
 
-def feedback_prompt(number: int, language: str, result: Any) -> str:
+def feedback_prompt(number: int, language: str, result: Result) -> str:
     """The message that asks the model to explain a run's output."""
     failed = result.exit_code != 0 or result.timed_out
     status = "timed out" if result.timed_out else f"exited with code {result.exit_code}"
@@ -55,7 +58,7 @@ class ToolResult(Vertical):
     class Back(Message):
         """The user wants the prompt back."""
 
-    def __init__(self, number: int, language: str, result: Any) -> None:
+    def __init__(self, number: int, language: str, result: Result) -> None:
         failed = result.exit_code != 0 or result.timed_out
         super().__init__(classes="tool-result" + (" -failed" if failed else ""))
         self.number = number
