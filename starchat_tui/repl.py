@@ -213,7 +213,7 @@ class LineChat:
         def load(progress: Callable[[str], None]) -> Any:
             from transformers.utils import logging as transformers_logging
 
-            from .engine import load_engine
+            from . import load_engine  # the API's, which finds or builds the demo model first
 
             # Progress bars drawn from this thread would scribble over the prompt; the status line
             # shows the loading steps instead.
