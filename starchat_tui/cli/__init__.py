@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_command_parser() -> argparse.ArgumentParser:
     """``starchat-tui COMMAND ...``: one parser holding every subcommand's."""
-    parser = Parser(prog="starchat-tui", add_help=False)
+    parser = Parser(prog="starchat-tui", add_help=False, parents=[debug_flag()])
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
     for command in COMMANDS.values():
         command.register(subparsers)
@@ -81,7 +81,9 @@ def build_command_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    if not argv or argv[0] not in COMMANDS:
+    # `starchat-tui --debug history` names a command too.
+    first = next((arg for arg in argv if arg != "--debug"), None)
+    if first not in COMMANDS:
         args = build_parser().parse_args(argv)
         args.command = None
         return args
