@@ -159,7 +159,7 @@ class TrainConfig:
         model_keys = {f.name for f in fields(ModelArguments)}
         data_keys = {f.name for f in fields(DataArguments)}
         train_keys = set(training_fields())
-        given = _normalize_keys(options, model_keys | data_keys | train_keys, source or "the options")
+        given = _normalize_keys(options, option_names(), source or "the options")
         values: dict[str, Any] = {**TRAINING_DEFAULTS, **given}
         if "resume_from_checkpoint" in values:
             checkpoint = values.pop("resume_from_checkpoint")
@@ -178,7 +178,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Problems a user can fix, found before anything loads."""
-        where = self.source or "the command line"
+        where = self.source or "the options"
         if not self.model.model_name_or_path:
             raise UsageError(f"{where}: no model: set model_name_or_path (a Hub id or a local folder)")
         if not self.data.dataset_name:
@@ -264,6 +264,11 @@ def training_fields() -> dict[str, Any]:
     from transformers import TrainingArguments
 
     return {f.name: f for f in fields(TrainingArguments) if f.init}
+
+
+def option_names() -> set[str]:
+    """Every option a config can set: the model, data and TrainingArguments fields."""
+    return {f.name for f in fields(ModelArguments)} | {f.name for f in fields(DataArguments)} | set(training_fields())
 
 
 def build_parser():
@@ -388,8 +393,7 @@ def parse_invocation(argv: list[str]) -> Invocation:
                          "(see starchat-tui train --help)")
     values: dict[str, Any] = {}
     if config_path:
-        known = {f.name for f in fields(ModelArguments)} | {f.name for f in fields(DataArguments)} | set(training_fields())
-        from_yaml = _normalize_keys(read_yaml(config_path), known, config_path)
+        from_yaml = _normalize_keys(read_yaml(config_path), option_names(), config_path)
         values.update({k: _coerce(parser, k, v, config_path) for k, v in from_yaml.items()})
     values.update(given)
     config = TrainConfig.build(resume=resume, source=config_path, **values)
