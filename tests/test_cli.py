@@ -238,3 +238,19 @@ def test_paths_and_version(starchat_cmd, cli_env, isolated_home):
 def test_model_output_is_made_inert():
     assert make_inert("ok\x1b[2J\x07done\n\ttab") == "ok␛[2J^Gdone\n\ttab"
     assert make_inert("\x9b31m") == "\\x9b31m"
+
+
+def test_eval_takes_every_model_flag(starchat_cmd, cli_env, tiny_model, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"task_id": "t/0", "prompt": "def f():\n", "entry_point": "f",
+                                 "test": "def check(candidate):\n    assert candidate() is None\n"}) + "\n")
+    args = ["eval", "-m", tiny_model, "--tasks", str(tasks), "--allow-unsafe", "--device", "cpu"]
+    assert_one_line_error(run(starchat_cmd, [*args, "--quantize", "8bit"], cli_env), 3, "--quantize 8bit needs a CUDA GPU")
+    assert_one_line_error(run(starchat_cmd, [*args, "--dtype", "float7"], cli_env), 2, "--dtype float7")
+
+
+def test_debug_anywhere_shows_the_traceback(starchat_cmd, cli_env):
+    for args in (["--debug", "history", "show", "nope"], ["history", "show", "nope", "--debug"]):
+        result = run(starchat_cmd, args, cli_env)
+        assert result.returncode != 0 and "Traceback" in result.stderr.decode(), args
+    assert_one_line_error(run(starchat_cmd, ["history", "show", "nope"], cli_env), 2, "no session 'nope'")

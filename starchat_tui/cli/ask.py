@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .base import Command
-from .options import add_model_flags, say, settings_from_args
+from .options import add_model_flags, load_model, say, settings_from_args
 
 NOTHING_TO_ASK = 'nothing to ask: give a prompt (starchat-tui -p "question") or pipe input in'
 
@@ -97,8 +97,6 @@ def answer(settings, instruction: str, attachments: list, *, as_json: bool, dry_
 
         renderer = load_prompt_renderer(resolve_model(settings.model, say), trust_remote_code=settings.trust_remote_code)
     else:
-        from .options import load_model
-
         engine = load_model(settings)
         renderer = engine.renderer
 
