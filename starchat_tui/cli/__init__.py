@@ -89,8 +89,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         return args
     args, extra = build_command_parser().parse_known_args(argv)
     if extra and not args.command.takes_unknown:
-        prog = f"starchat-tui {args.command.name}"
-        raise UsageError(f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)")
+        name = args.command.name
+        raise UsageError(f"{name}: unrecognized arguments: {' '.join(extra)} (see starchat-tui {name} --help)")
     args.extra = extra
     return args
 

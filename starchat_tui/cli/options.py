@@ -28,7 +28,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one line naming the fix (exit 2), like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        # say() already names starchat-tui; the subcommand is worth naming again.
+        command = self.prog.removeprefix("starchat-tui").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
 def debug_flag() -> argparse.ArgumentParser:
