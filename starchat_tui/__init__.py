@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
-def load_engine(model: str = "demo", **options: Any) -> Engine:
+def load_engine(model: str | None = None, **options: Any) -> Engine:
     """Load ``model`` (a Hub id, a local folder, or "demo") into an Engine; ``options`` are
-    :func:`starchat_tui.engine.load_engine`'s. "demo" is the offline demo model, built on first use."""
+    :func:`starchat_tui.engine.load_engine`'s. "demo", the default, is the offline demo model, built on first use."""
+    from .config import DEMO_MODEL
     from .demo import resolve_model
     from .engine import load_engine as load
 
-    return load(resolve_model(model, options.get("progress")), **{"name": model, **options})
+    name = model or DEMO_MODEL
+    return load(resolve_model(name, options.get("progress")), **{"name": name, **options})
 
 
 def __getattr__(name: str) -> Any:
