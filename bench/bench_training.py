@@ -14,7 +14,6 @@ packing. The goal (issue 5) is at least 1.0x TRL's tokens/s with packing, and at
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import random
 import sys
@@ -63,7 +62,7 @@ def run_ours(model: str, data: Path, out: Path, *, packing: bool) -> dict:
         "--per_device_train_batch_size", str(BATCH), "--save_strategy", "no", "--logging_steps", "1000",
         "--no-resume", "--seed", "0",
     ]).config
-    folder = run_training(config, stream=io.StringIO())
+    folder = run_training(config)
     return json.loads((folder / "starchat_tui_training.json").read_text())
 
 

@@ -14,7 +14,18 @@ __all__ = ["Conversation", "Engine", "load_engine", "__version__"]
 
 if TYPE_CHECKING:
     from .chat.conversation import Conversation
-    from .engine import Engine, load_engine
+    from .engine import Engine
+
+
+def load_engine(model: str | None = None, **options: Any) -> Engine:
+    """Load ``model`` (a Hub id, a local folder, or "demo") into an Engine; ``options`` are
+    :func:`starchat_tui.engine.load_engine`'s. "demo", the default, is the offline demo model, built on first use."""
+    from .config import DEMO_MODEL
+    from .demo import resolve_model
+    from .engine import load_engine as load
+
+    name = model or DEMO_MODEL
+    return load(resolve_model(name, options.get("progress")), **{"name": name, **options})
 
 
 def __getattr__(name: str) -> Any:
@@ -23,8 +34,8 @@ def __getattr__(name: str) -> Any:
         from .chat.conversation import Conversation
 
         return Conversation
-    if name in ("Engine", "load_engine"):
+    if name == "Engine":
         from . import engine
 
-        return getattr(engine, name)
+        return engine.Engine
     raise AttributeError(f"module 'starchat_tui' has no attribute {name!r}")

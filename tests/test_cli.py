@@ -92,9 +92,37 @@ def test_binary_input_is_refused(starchat_cmd, cli_env, tiny_model):
     assert result.stdout == b""
 
 
-def test_an_empty_pipe_is_an_error_not_a_hang(starchat_cmd, cli_env, tiny_model):
-    result = run(starchat_cmd, ["-p", "review", "-m", tiny_model], cli_env, stdin=b"", timeout=60)
-    assert_one_line_error(result, 2, "stdin is an empty pipe", "</dev/null")
+def test_an_empty_pipe_with_a_question_is_no_input(starchat_cmd, cli_env, tiny_model):
+    """A script, cron or CI job whose stdin is an empty pipe still gets its question answered."""
+    args = ["-p", "hello", "-m", tiny_model, "-o", "temperature=0", "-o", "max_new_tokens=8"]
+    result = run(starchat_cmd, args, cli_env, stdin=b"", timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.strip()
+    prompt = run(starchat_cmd, ["--dry-run", "hello", "-m", tiny_model], cli_env, stdin=b"", timeout=60)
+    assert prompt.stdout.decode() == "<|system|>\n<|end|>\n<|user|>\nhello<|end|>\n<|assistant|>\n"
+
+
+def test_an_empty_pipe_with_a_missing_model_says_the_model_is_missing(starchat_cmd, cli_env, tmp_path):
+    result = run(starchat_cmd, ["-p", "question", "-m", str(tmp_path / "missing")], cli_env, stdin=b"", timeout=60)
+    assert_one_line_error(result, 3, "does not exist", "-m PATH")
+
+
+def test_an_empty_pipe_and_no_question_is_an_error_not_a_hang(starchat_cmd, cli_env, tiny_model):
+    result = run(starchat_cmd, ["-p", "-m", tiny_model], cli_env, stdin=b"", timeout=60)
+    assert_one_line_error(result, 2, "nothing to ask")
+    named = run(starchat_cmd, ["review", "-", "-m", tiny_model], cli_env, stdin=b"", timeout=60)
+    assert_one_line_error(named, 2, "stdin is an empty pipe", "</dev/null")
+
+
+def test_a_closed_stdin_is_no_input(starchat_cmd, cli_env, tiny_model):
+    code = "import os, subprocess, sys; os.close(0); sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    result = subprocess.run([sys.executable, "-c", code, *starchat_cmd, "--dry-run", "hi", "-m", tiny_model],
+                            env=cli_env, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().endswith("hi<|end|>\n<|assistant|>\n")
+    nothing = subprocess.run([sys.executable, "-c", code, *starchat_cmd, "-p", "-m", tiny_model],
+                             env=cli_env, capture_output=True, timeout=60)
+    assert_one_line_error(nothing, 2, "nothing to ask")
 
 
 def test_huge_input_is_cut_and_the_cut_is_reported(starchat_cmd, cli_env, tiny_model):
@@ -210,3 +238,19 @@ def test_paths_and_version(starchat_cmd, cli_env, isolated_home):
 def test_model_output_is_made_inert():
     assert make_inert("ok\x1b[2J\x07done\n\ttab") == "ok␛[2J^Gdone\n\ttab"
     assert make_inert("\x9b31m") == "\\x9b31m"
+
+
+def test_eval_takes_every_model_flag(starchat_cmd, cli_env, tiny_model, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"task_id": "t/0", "prompt": "def f():\n", "entry_point": "f",
+                                 "test": "def check(candidate):\n    assert candidate() is None\n"}) + "\n")
+    args = ["eval", "-m", tiny_model, "--tasks", str(tasks), "--allow-unsafe", "--device", "cpu"]
+    assert_one_line_error(run(starchat_cmd, [*args, "--quantize", "8bit"], cli_env), 3, "--quantize 8bit needs a CUDA GPU")
+    assert_one_line_error(run(starchat_cmd, [*args, "--dtype", "float7"], cli_env), 2, "--dtype float7")
+
+
+def test_debug_anywhere_shows_the_traceback(starchat_cmd, cli_env):
+    for args in (["--debug", "history", "show", "nope"], ["history", "show", "nope", "--debug"]):
+        result = run(starchat_cmd, args, cli_env)
+        assert result.returncode != 0 and "Traceback" in result.stderr.decode(), args
+    assert_one_line_error(run(starchat_cmd, ["history", "show", "nope"], cli_env), 2, "no session 'nope'")

@@ -114,6 +114,29 @@ def test_demo_model_path_builds_once_measures_and_finds_it_after(isolated_home, 
     assert "found the demo model" in done.stderr and "pass@1" in done.stderr
 
 
+def test_the_demo_model_is_resolved_above_the_engine_with_its_note(isolated_home, starchat_cmd, cli_env):
+    from starchat_tui import load_engine
+    from starchat_tui.demo import DEMO_NOTE, demo_model_path, resolve_model
+    from starchat_tui.engine import load_engine as engine_load_engine
+    from starchat_tui.errors import ModelLoadError
+
+    folder = demo_model_path(config=BuildConfig.reduced(evaluate=False, epochs=0.2))
+    notes: list[str] = []
+    assert resolve_model("demo", notes.append) == resolve_model(None) == str(folder)
+    assert resolve_model("some/model", notes.append) == "some/model"
+    assert notes == [f"note: {DEMO_NOTE}"]
+    with pytest.raises(ModelLoadError, match="resolve_model"):
+        engine_load_engine("demo")  # the engine loads folders and Hub ids; it knows no demo
+    assert load_engine("demo", device="cpu").model_name == "demo"  # the API resolves it
+
+    # No -m: the demo model, with its note on stderr, even from a job whose stdin is an empty pipe.
+    done = subprocess.run([*starchat_cmd, "-p", "--json", "hello", "-o", "max_new_tokens=5"], input=b"",
+                          capture_output=True, env=cli_env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["model"] == "demo"
+    assert "starchat-tui: note: the demo model is tiny" in done.stderr.decode()
+
+
 def test_demo_without_a_terminal_says_what_to_do(starchat_cmd, cli_env):
     done = subprocess.run([*starchat_cmd, "demo"], capture_output=True, text=True, env=cli_env, timeout=60,
                           stdin=subprocess.DEVNULL)

@@ -29,7 +29,7 @@ pexpect = pytest.importorskip("pexpect")
 DRIVER = textwrap.dedent(
     """
     import json, sys
-    from starchat_tui.cli import read_stdin_attachment, stdin_is_piped
+    from starchat_tui.cli.ask import read_stdin_attachment, stdin_is_piped
     from starchat_tui.config import load_settings
     from starchat_tui.errors import StarchatError
     from starchat_tui.line.chat import run_line_mode

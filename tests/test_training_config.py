@@ -45,6 +45,25 @@ def test_yaml_values_get_their_field_types(recipe):
     assert config.model.model_name_or_path == "some/model"
 
 
+def test_a_config_built_in_python_gets_the_same_defaults_and_checks(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("")
+    options = {"model_name_or_path": "some/model", "dataset_name": str(data), "output_dir": str(tmp_path / "out")}
+    built = TrainConfig.build(**options, learning_rate=1e-4, warmup_ratio=0.03, packing=False, resume=False)
+    parsed = parse_invocation([*(f"--{key}={value}" for key, value in options.items()), "--learning_rate", "1e-4",
+                               "--warmup_steps", "0.03", "--packing", "false", "--no-resume"]).config
+    assert built.to_json() == parsed.to_json()
+    assert built.training["logging_steps"] == 10 and built.training["report_to"] == "none"  # our defaults
+    assert "remove_unused_columns" not in TrainConfig.build(**options, remove_unused_columns=True).training  # fixed
+    assert built.data.max_length == 2048 and built.model.dtype == "float32" and built.resume is False
+    with pytest.raises(UsageError, match="unknown option 'learning_rat'; did you mean learning_rate"):
+        TrainConfig.build(**options, learning_rat=1e-4)
+    with pytest.raises(UsageError, match="no data: set dataset_name"):
+        TrainConfig.build(model_name_or_path="m", output_dir="o")
+    with pytest.raises(UsageError, match="LoRA"):
+        TrainConfig.build(**options, use_peft=True, deepspeed="zero3")
+
+
 def test_command_line_overrides_with_types(recipe):
     config = parse_invocation([
         str(recipe), "--num_train_epochs", "3", "--bf16", "false", "--save_total_limit", "2",

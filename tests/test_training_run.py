@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from starchat_tui.chat.template import CHAT_TEMPLATE, END_TOKEN, render_for_generation
 from starchat_tui.cli import main as cli_main
 from starchat_tui.training.config import parse_invocation
+from starchat_tui.training.progress import ProgressPrinter
 from starchat_tui.training.trainer import run_training
 
 PING = [{"role": "user", "content": "ping"}, {"role": "assistant", "content": "pong! The server is up."}]
@@ -46,14 +48,20 @@ def trained(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     data = write_data(folder / "d.jsonl", [PING] * 8 + [OTHER])
     held_out = write_data(folder / "eval.jsonl", [OTHER, PING])
-    stream = io.StringIO()
+    stream, events = io.StringIO(), []
+    printer = ProgressPrinter(stream)  # what `starchat-tui train` draws in a log file
+
+    def on_progress(event):
+        events.append(event)
+        printer(event)
+
     config = parse_invocation([
         "--model_name_or_path", tiny_model, "--dataset_name", str(data), "--output_dir", str(folder / "out"),
         "--max_steps", "30", "--learning_rate", "3e-3", "--per_device_train_batch_size", "2",
         "--logging_steps", "10", "--save_steps", "15", "--max_length", "64",
         "--eval_dataset_name", str(held_out), "--eval_strategy", "steps", "--eval_steps", "15",
     ]).config
-    return run_training(config, stream=stream), stream.getvalue()
+    return run_training(config, on_progress=on_progress), SimpleNamespace(text=stream.getvalue(), events=events)
 
 
 def test_it_learns_the_reply(trained, tiny_model):
@@ -105,8 +113,18 @@ def test_it_chats_through_the_engine(trained):
     assert conversation.messages[-1]["content"] == "".join(chunks)
 
 
+def test_progress_reaches_the_callback(trained):
+    folder, run = trained
+    kinds = [event.kind for event in run.events]
+    assert kinds.count("step") == 30 and kinds.count("checkpoint") == 2 and kinds.count("eval") == 2
+    assert kinds[-2:] == ["end", "saved"] and run.events[-1].path == str(folder)
+    logged = [event for event in run.events if event.kind == "log"]
+    assert [event.step for event in logged] == [10, 20, 30] and all(event.loss > 0 for event in logged)
+    assert any(event.kind == "note" and event.text.startswith("data: 9 dialogues") for event in run.events)
+
+
 def test_progress_and_report_go_to_stderr(trained):
-    _, stderr = trained
+    stderr = trained[1].text
     assert "data: 9 dialogues from 9 rows" in stderr
     assert "% masked" in stderr and "% full" in stderr
     final = [line for line in stderr.splitlines() if line.startswith("step 30/30")]
@@ -159,7 +177,7 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tiny_model, tmp_path):
         "--model_name_or_path", tiny_model, "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"),
         "--use_peft", "--lora_r", "4", "--max_steps", "3", "--max_length", "64", "--save_strategy", "no",
     ]).config
-    folder = run_training(config, stream=io.StringIO())
+    folder = run_training(config)
     with safe_open(folder / "model.safetensors", "pt") as weights:
         names = list(weights.keys())
     assert names and not any("lora" in name for name in names)
@@ -242,14 +260,14 @@ def test_help_is_fast_and_imports_nothing_heavy(cli_env):
 def test_progress_bar_redraws_one_line_on_a_terminal():
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    from starchat_tui.training.progress import ProgressBar
+    from starchat_tui.training.progress import ProgressPrinter, ProgressReporter
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     screen = Terminal()
-    bar = ProgressBar(screen)
+    bar = ProgressReporter(ProgressPrinter(screen))
     state = TrainerState(max_steps=4, is_world_process_zero=True)
     args, control = TrainingArguments(output_dir="unused", report_to="none"), TrainerControl()
     bar.on_train_begin(args, state, control)

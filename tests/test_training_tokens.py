@@ -106,8 +106,6 @@ def test_dialogue_template_is_the_released_file(tmp_path):
 
 
 def test_training_a_base_model_without_the_tokens_gives_a_chat_model(tmp_path):
-    import io
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from starchat_tui import Conversation, load_engine
@@ -119,12 +117,12 @@ def test_training_a_base_model_without_the_tokens_gives_a_chat_model(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
                                              {"role": "assistant", "content": "hello world"}]}) + "\n")
-    stream = io.StringIO()
     config = parse_invocation(["--model_name_or_path", str(base), "--dataset_name", str(data),
                                "--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--save_strategy", "no"]).config
-    folder = run_training(config, stream=stream)
-    assert "added the special tokens <|system|>, <|user|>, <|assistant|>, <|end|>" in stream.getvalue()
-    assert f"resized the embeddings to {vocab + 4}" in stream.getvalue()
+    notes: list[str] = []
+    folder = run_training(config, on_progress=lambda event: notes.append(event.text) if event.kind == "note" else None)
+    assert "added the special tokens <|system|>, <|user|>, <|assistant|>, <|end|> to the tokenizer" in notes
+    assert f"resized the embeddings to {vocab + 4:,} tokens" in notes
 
     trained_tokenizer = AutoTokenizer.from_pretrained(folder)
     assert list(token_ids(trained_tokenizer).values()) == list(range(vocab, vocab + 4))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import cache_dir
+from ..config import DEMO_MODEL, cache_dir
 
 DEMO_NOTE = (
     "the demo model is tiny and was trained in minutes on templated dialogues: it writes, fixes and explains "
@@ -96,6 +96,20 @@ def demo_model_path(progress: Callable[[str], None] | None = None, *, rebuild: b
             shutil.rmtree(staging, ignore_errors=True)
     report(f"demo model built in {result.seconds:.0f} s; {describe_score(demo_info(target))}")
     return target
+
+
+def resolve_model(name: str | None, progress: Callable[[str], None] | None = None) -> str:
+    """What to load for the model ``name``: the demo model's folder for "demo" or no name (built there
+    first if missing, and the note that it is tiny goes to ``progress``), else ``name`` itself.
+
+    Every front-end calls this before it loads an engine; the engine itself knows no demo.
+    """
+    if name and name != DEMO_MODEL:
+        return name
+    folder = demo_model_path(progress)
+    if progress is not None:
+        progress(f"note: {DEMO_NOTE}")
+    return str(folder)
 
 
 def _fix_paths(staging: Path, target: Path) -> None:

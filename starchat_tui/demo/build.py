@@ -90,30 +90,6 @@ class BuildResult:
         }
 
 
-class _Lines:
-    """A text stream that hands each complete line to ``progress``: the trainer's report and bar."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.buffer = ""
-
-    def write(self, text: str) -> int:
-        self.buffer += text.replace("\r\x1b[2K", "")
-        while "\n" in self.buffer:
-            line, self.buffer = self.buffer.split("\n", 1)
-            line = line.removeprefix("starchat-tui train: ")
-            # The trainer's last word names the folder being built, not the one the model will live in.
-            if line.strip() and not line.startswith("saved the model to"):
-                self.progress(line)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-
 def _quiet() -> None:
     """Keep library chatter out of the output: progress goes through ``progress`` only.
 
@@ -132,7 +108,7 @@ def _quiet() -> None:
 def _init_model(folder: Path, tokenizer: Any, config: BuildConfig) -> int:
     """Save freshly initialised, seeded weights and the tokenizer: the starting point for training."""
     import torch
-    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, GenerationConfig
+    from transformers import GenerationConfig, GPTBigCodeConfig, GPTBigCodeForCausalLM
 
     torch.manual_seed(config.seed)
     model_config = GPTBigCodeConfig(
@@ -150,19 +126,30 @@ def _init_model(folder: Path, tokenizer: Any, config: BuildConfig) -> int:
 
 def _train(init: Path, data: Path, output: Path, config: BuildConfig, progress: Progress) -> int:
     """Train with the project's own training package; returns the number of optimizer steps."""
-    from ..training.config import parse_invocation
+    from ..training.config import TrainConfig
     from ..training.trainer import run_training
 
-    invocation = parse_invocation([
-        "--model_name_or_path", str(init), "--dataset_name", str(data), "--output_dir", str(output),
-        "--max_length", str(config.n_positions), "--packing", "true",
-        "--num_train_epochs", str(config.epochs), "--per_device_train_batch_size", str(config.batch_size),
-        "--learning_rate", str(config.learning_rate), "--lr_scheduler_type", "cosine",
-        "--warmup_steps", str(config.warmup), "--weight_decay", "0.0",
-        "--save_strategy", "no", "--logging_steps", "0.05", "--seed", str(config.seed), "--data_seed", str(config.seed),
-        "--dataloader_num_workers", "0", "--no-resume",
-    ])
-    run_training(invocation.config, stream=_Lines(progress))
+    train_config = TrainConfig.build(
+        model_name_or_path=str(init), dataset_name=str(data), output_dir=str(output),
+        max_length=config.n_positions, packing=True,
+        num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate, lr_scheduler_type="cosine", warmup_steps=config.warmup, weight_decay=0.0,
+        save_strategy="no", logging_steps=0.05, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0,
+        resume=False,
+    )
+    logged = -1
+
+    def on_progress(event) -> None:
+        nonlocal logged
+        # "step" redraws a live bar (a line per step is too many here); "saved" names the folder being
+        # built, not the one the model will live in; "end" repeats the last logged step.
+        if event.kind in ("step", "saved") or (event.kind == "end" and event.step == logged):
+            return
+        if event.kind == "log":
+            logged = event.step
+        progress(event.text)
+
+    run_training(train_config, on_progress=on_progress)
     summary = json.loads((output / "starchat_tui_training.json").read_text())
     return int(summary.get("steps", 0))
 

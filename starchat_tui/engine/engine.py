@@ -196,26 +196,28 @@ def load_engine(
     quantize: str | None = None,
     trust_remote_code: bool = False,
     progress: Progress | None = None,
+    name: str | None = None,
 ) -> Engine:
-    """Load a model by Hub id or local folder ("demo" for the offline demo model) into an Engine."""
+    """Load a model by Hub id or local folder into an Engine.
+
+    ``name`` is what the user called the model, shown in progress and kept as ``engine.model_name``
+    (default: ``model``); "demo" is resolved to its folder before this, by :func:`starchat_tui.demo.resolve_model`.
+    """
     report = progress or (lambda step: None)
     started = time.perf_counter()
-    report(f"{model}: loading libraries")
+    shown = name or model
+    report(f"{shown}: loading libraries")
     chosen_device = choose_device(device)
     set_cpu_threads(chosen_device)
     quiet_transformers(chosen_device)
-    source = resolve_source(model, report)
+    source = resolve_source(model)
     chosen_dtype = choose_dtype(chosen_device, dtype)
-    report(f"{model}: loading the tokenizer")
+    report(f"{shown}: loading the tokenizer")
     tokenizer = load_tokenizer(source, trust_remote_code)
     config = load_config(source, trust_remote_code)
     dtype_name = str(chosen_dtype).removeprefix("torch.")
-    report(f"{model}: loading weights ({chosen_device}, {dtype_name}{', ' + quantize if quantize else ''})")
+    report(f"{shown}: loading weights ({chosen_device}, {dtype_name}{', ' + quantize if quantize else ''})")
     loaded = load_model(source, chosen_device, chosen_dtype, quantize, trust_remote_code)
-    engine = Engine(loaded, tokenizer, model_name=model, context_limit=context_limit_of(config, tokenizer))
-    if source.is_demo:
-        from ..demo import DEMO_NOTE
-
-        report(f"note: {DEMO_NOTE}")
-    report(f"{model}: ready in {time.perf_counter() - started:.1f} s ({engine.device}, {engine.dtype})")
+    engine = Engine(loaded, tokenizer, model_name=shown, context_limit=context_limit_of(config, tokenizer))
+    report(f"{shown}: ready in {time.perf_counter() - started:.1f} s ({engine.device}, {engine.dtype})")
     return engine

@@ -1,4 +1,4 @@
-"""Finding and loading a model: the demo, a local folder or a Hugging Face Hub id.
+"""Finding and loading a model: a local folder or a Hugging Face Hub id.
 
 Every way this can fail for a reason the user can fix ends in one :class:`ModelLoadError` line that
 names the model, says whether it is in the local cache, and what to do.
@@ -30,7 +30,6 @@ class ModelSource:
     name: str  # what the user asked for
     location: str  # the folder or Hub id handed to from_pretrained
     local_files_only: bool
-    is_demo: bool = False
 
 
 def hub_cache_dir() -> str:
@@ -53,12 +52,12 @@ def is_in_hub_cache(repo_id: str) -> bool:
         return False
 
 
-def resolve_source(name: str, progress: Progress | None = None) -> ModelSource:
-    """Decide where ``name`` loads from, building the demo model first if it is missing."""
+def resolve_source(name: str) -> ModelSource:
+    """Decide where ``name`` loads from: a local folder, the Hugging Face cache, or the Hub."""
     if name == DEMO_MODEL:
-        from ..demo import demo_model_path
-
-        return ModelSource(name, str(demo_model_path(progress)), local_files_only=True, is_demo=True)
+        # The demo model is found or built above the engine, which only ever loads folders and Hub ids.
+        raise ModelLoadError('"demo" names the offline demo model: load starchat_tui.demo.resolve_model("demo"), '
+                             "its folder, or use starchat_tui.load_engine, which does that for you")
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -105,7 +104,7 @@ def explain_load_failure(source: ModelSource, error: BaseException) -> ModelLoad
     """One line for a failed from_pretrained: gone, gated, unreachable, or broken."""
     text = f"{type(error).__name__}: {error}"
     lowered = text.lower()
-    if source.local_files_only and not source.is_demo and source.location == source.name and not Path(source.name).exists():
+    if source.local_files_only and source.location == source.name and not Path(source.name).exists():
         where = f"is in the local Hugging Face cache ({hub_cache_dir()}) but its files are incomplete"
     elif "gated" in lowered or "401" in lowered or "403" in lowered:
         return ModelLoadError(f"model {source.name} is gated on the Hub: accept its licence on its page, run `hf auth login`, then retry")
@@ -141,10 +140,10 @@ def load_config(source: ModelSource, trust_remote_code: bool = False) -> Any:
         raise explain_load_failure(source, error) from error
 
 
-def load_prompt_renderer(name: str, trust_remote_code: bool = False, progress: Progress | None = None) -> PromptRenderer:
+def load_prompt_renderer(name: str, trust_remote_code: bool = False) -> PromptRenderer:
     """Only what rendering a prompt needs: the tokenizer and the context size, no weights."""
     quiet_transformers()
-    source = resolve_source(name, progress)
+    source = resolve_source(name)
     tokenizer = load_tokenizer(source, trust_remote_code)
     return PromptRenderer(tokenizer, context_limit_of(load_config(source, trust_remote_code), tokenizer))
 

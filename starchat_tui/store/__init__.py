@@ -1,4 +1,4 @@
-"""Saved sessions: SQLite storage, transcripts (Markdown, JSON, JSONL) and the `history` command.
+"""Saved sessions: SQLite storage and transcripts (Markdown, JSON, JSONL); `starchat-tui history` is cli/history.py.
 
     from starchat_tui.store import SessionStore, Session
 

@@ -143,6 +143,61 @@ class TrainConfig:
     resume: bool | str | None = None
     source: str | None = None
 
+    @classmethod
+    def build(cls, *, resume: bool | str | None = None, source: str | None = None, **options: Any) -> TrainConfig:
+        """A checked config from option names and values, over this command's defaults.
+
+        ``options`` are any :class:`ModelArguments`, :class:`DataArguments` or ``TrainingArguments``
+        field, by name (older names too, see ALIASES), with Python values::
+
+            TrainConfig.build(model_name_or_path="bigcode/starcoderbase-1b", dataset_name="chats.jsonl",
+                              output_dir="out", num_train_epochs=1, learning_rate=2e-5, resume=False)
+
+        ``source`` names where the values came from, in error messages. ``starchat-tui train`` builds its
+        config through here too, so the defaults and the checks are the same for both.
+        """
+        model_keys = {f.name for f in fields(ModelArguments)}
+        data_keys = {f.name for f in fields(DataArguments)}
+        train_keys = set(training_fields())
+        given = _normalize_keys(options, option_names(), source or "the options")
+        values: dict[str, Any] = {**TRAINING_DEFAULTS, **given}
+        if "resume_from_checkpoint" in values:
+            checkpoint = values.pop("resume_from_checkpoint")
+            resume = checkpoint if resume is None and checkpoint else resume
+        for key in TRAINING_FIXED:
+            values.pop(key, None)
+        try:
+            model = ModelArguments(**{k: v for k, v in values.items() if k in model_keys})
+            data = DataArguments(**{k: v for k, v in values.items() if k in data_keys})
+        except TypeError as error:
+            raise UsageError(f"invalid option: {error}") from None
+        training = {k: v for k, v in values.items() if k in train_keys}
+        config = cls(model, data, training, resume, source)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Problems a user can fix, found before anything loads."""
+        where = self.source or "the options"
+        if not self.model.model_name_or_path:
+            raise UsageError(f"{where}: no model: set model_name_or_path (a Hub id or a local folder)")
+        if not self.data.dataset_name:
+            raise UsageError(f"{where}: no data: set dataset_name (a Hub dataset id, or a .jsonl/.json/.parquet file or folder)")
+        if not self.training.get("output_dir"):
+            raise UsageError(f"{where}: set output_dir, the folder for checkpoints and the trained model")
+        if self.data.max_length < 2:
+            raise UsageError(f"{where}: max_length must be at least 2, not {self.data.max_length}")
+        self.data.columns()  # role_map errors surface now, not after the model loads
+        _check_evaluation(self, where)
+        self.training["report_to"] = _check_report_to(self.training.get("report_to", "none"))
+        if self.model.use_peft and self.training.get("deepspeed"):
+            raise UsageError(PEFT_ALONE)
+        if isinstance(self.resume, str) and not Path(self.resume).expanduser().is_dir():
+            raise UsageError(f"--resume {self.resume}: no such checkpoint folder")
+        from .ds_config import check_deepspeed
+
+        check_deepspeed(self.training.get("deepspeed"))
+
     @property
     def output_dir(self) -> Path:
         return Path(self.training["output_dir"])
@@ -209,6 +264,11 @@ def training_fields() -> dict[str, Any]:
     from transformers import TrainingArguments
 
     return {f.name: f for f in fields(TrainingArguments) if f.init}
+
+
+def option_names() -> set[str]:
+    """Every option a config can set: the model, data and TrainingArguments fields."""
+    return {f.name for f in fields(ModelArguments)} | {f.name for f in fields(DataArguments)} | set(training_fields())
 
 
 def build_parser():
@@ -310,9 +370,7 @@ def _check_report_to(value: Any) -> list[str] | str:
 def parse_invocation(argv: list[str]) -> Invocation:
     """Parse ``starchat-tui train`` arguments into a typed :class:`Invocation`."""
     parser = build_parser()
-    # --debug is starchat-tui's (tracebacks), read by the CLI; TrainingArguments' own `debug` field
-    # stays reachable from the YAML.
-    namespace, extras = parser.parse_known_args([a for a in argv if a != "--debug"])
+    namespace, extras = parser.parse_known_args(argv)
     if extras:
         options = sorted(o for a in parser._actions for o in a.option_strings)
         first = extras[0]
@@ -330,63 +388,31 @@ def parse_invocation(argv: list[str]) -> Invocation:
     resume = given.pop("resume", None)
     inspect, examples = given.pop("inspect"), given.pop("inspect_examples")
 
-    model_keys = {f.name for f in fields(ModelArguments)}
-    data_keys = {f.name for f in fields(DataArguments)}
-    train_keys = set(training_fields())
-    known = model_keys | data_keys | train_keys
-
     if not config_path and not given:
-        raise UsageError("nothing to train: give a recipe, e.g. starchat-tui train training/starchat-alpha.yaml "
+        raise UsageError("nothing to train: give a recipe, e.g. starchat-tui train starchat-alpha "
                          "(see starchat-tui train --help)")
-    values: dict[str, Any] = dict(TRAINING_DEFAULTS)
+    values: dict[str, Any] = {}
     if config_path:
-        from_yaml = _normalize_keys(read_yaml(config_path), known, config_path)
+        from_yaml = _normalize_keys(read_yaml(config_path), option_names(), config_path)
         values.update({k: _coerce(parser, k, v, config_path) for k, v in from_yaml.items()})
-    values.update({_alias(k, known): v for k, v in given.items() if _alias(k, known)})
-
-    if "resume_from_checkpoint" in values:
-        checkpoint = values.pop("resume_from_checkpoint")
-        resume = checkpoint if resume is None and checkpoint else resume
-    for key in TRAINING_FIXED:
-        values.pop(key, None)
-
-    try:
-        model = ModelArguments(**{k: v for k, v in values.items() if k in model_keys})
-        data = DataArguments(**{k: v for k, v in values.items() if k in data_keys})
-    except TypeError as error:
-        raise UsageError(f"invalid option: {error}") from None
-    training = {k: v for k, v in values.items() if k in train_keys}
-    config = TrainConfig(model, data, training, resume, config_path)
-    validate(config, launch)
+    values.update(given)
+    config = TrainConfig.build(resume=resume, source=config_path, **values)
+    check_launch(config, launch)
     return Invocation(config, launch, inspect, examples)
 
 
-def validate(config: TrainConfig, launch: LaunchOptions) -> None:
-    """Problems a user can fix, found before anything loads."""
-    where = config.source or "the command line"
-    if not config.model.model_name_or_path:
-        raise UsageError(f"{where}: no model: set model_name_or_path (a Hub id or a local folder)")
-    if not config.data.dataset_name:
-        raise UsageError(f"{where}: no data: set dataset_name (a Hub dataset id, or a .jsonl/.json/.parquet file or folder)")
-    if not config.training.get("output_dir"):
-        raise UsageError(f"{where}: set output_dir, the folder for checkpoints and the trained model")
-    if config.data.max_length < 2:
-        raise UsageError(f"{where}: max_length must be at least 2, not {config.data.max_length}")
-    config.data.columns()  # role_map errors surface now, not after the model loads
-    _check_evaluation(config, where)
-    config.training["report_to"] = _check_report_to(config.training.get("report_to", "none"))
+PEFT_ALONE = ("LoRA (use_peft) runs in one process without DeepSpeed; drop --nproc-per-node/--deepspeed, "
+              "or train all weights with ZeRO-3 instead")
+
+
+def check_launch(config: TrainConfig, launch: LaunchOptions) -> None:
+    """Problems with how many processes to start, and where."""
     if launch.nproc_per_node < 1 or launch.nnodes < 1:
         raise UsageError("--nproc-per-node and --nnodes must be at least 1")
     if launch.hostfile and not Path(launch.hostfile).expanduser().is_file():
         raise UsageError(f"--hostfile {launch.hostfile}: no such file")
-    if config.model.use_peft and (launch.distributed or config.training.get("deepspeed")):
-        raise UsageError("LoRA (use_peft) runs in one process without DeepSpeed; drop --nproc-per-node/--deepspeed, "
-                         "or train all weights with ZeRO-3 instead")
-    if isinstance(config.resume, str) and not Path(config.resume).expanduser().is_dir():
-        raise UsageError(f"--resume {config.resume}: no such checkpoint folder")
-    from .ds_config import check_deepspeed
-
-    check_deepspeed(config.training.get("deepspeed"))
+    if config.model.use_peft and launch.distributed:
+        raise UsageError(PEFT_ALONE)
 
 
 def _check_evaluation(config: TrainConfig, where: str) -> None:

@@ -17,15 +17,19 @@ from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, StarchatError
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug (tracebacks) is starchat-tui's, for a worker started by hand; TrainingArguments' own
+    # `debug` field stays reachable from the YAML.
     debug = os.environ.get("STARCHAT_TUI_DEBUG") == "1" or "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     rank = int(os.environ.get("RANK", "0"))
     try:
         from .config import TrainConfig, parse_invocation
+        from .progress import ProgressPrinter
         from .trainer import quiet_libraries, run_training
 
         quiet_libraries()
         config = TrainConfig.decoded(argv[1]) if argv[:1] == ["--resolved"] else parse_invocation(argv).config
-        run_training(config)
+        run_training(config, on_progress=ProgressPrinter())
         return EXIT_OK
     except StarchatError as error:
         if debug:

@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError, UsageError
 from . import distributed
@@ -23,6 +23,9 @@ from .data import Dialogues, load_dialogues, raise_for_problems
 from .ds_config import check_deepspeed, resolve_deepspeed
 from .prepare import build_dataset, encode_split
 from .tokens import generation_config_for, prepare_tokenizer, resize_embeddings, token_ids, write_dialogue_template
+
+if TYPE_CHECKING:
+    from .progress import OnProgress
 
 MODEL_CARD = """\
 ---
@@ -39,17 +42,6 @@ each turn closed by `<|end|>`); the tokenizer carries the chat template and the 
 
     starchat-tui -m {path}
 """
-
-
-class Reporter:
-    """Status lines on stderr, from the main process only."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-
-    def __call__(self, text: str) -> None:
-        if distributed.is_main_process():
-            print(f"starchat-tui train: {text}", file=self.stream, flush=True)
 
 
 def load_split(config: TrainConfig, *, evaluation: bool = False) -> Dialogues | None:
@@ -221,15 +213,24 @@ def write_summary(output_dir: Path, trainer, result, progress, train, packing: b
     (output_dir / "starchat_tui_training.json").write_text(json.dumps(summary, indent=2))
 
 
-def run_training(config: TrainConfig, *, stream: TextIO | None = None) -> Path:
-    """Train as ``config`` says and save the model to its output_dir; returns that folder."""
+def run_training(config: TrainConfig, *, on_progress: OnProgress | None = None) -> Path:
+    """Train as ``config`` says and save the model to its output_dir; returns that folder.
+
+    ``on_progress`` gets every status line and step as a :class:`~.progress.TrainProgress`, from the main
+    process only (:class:`~.progress.ProgressPrinter` draws them as text).
+    """
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from .collator import DialogueCollator
-    from .progress import ProgressBar
+    from .progress import ProgressReporter, TrainProgress
 
-    say = Reporter(stream)
+    report = on_progress if on_progress is not None and distributed.is_main_process() else None
+
+    def say(text: str) -> None:
+        if report is not None:
+            report(TrainProgress("note", text))
+
     for warning in check_deepspeed(config.training.get("deepspeed")):
         say(f"warning: {warning}")
     # Everything that can be wrong with the data is found before anything slow happens.
@@ -268,7 +269,7 @@ def run_training(config: TrainConfig, *, stream: TextIO | None = None) -> Path:
         if config.model.use_peft:
             model = wrap_lora(model, config, [tokenizer.convert_tokens_to_ids(t) for t in changes.added])
 
-        progress = ProgressBar(stream)
+        progress = ProgressReporter(report or (lambda event: None))
         trainer = Trainer(
             model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
             data_collator=DialogueCollator(tokenizer.pad_token_id), processing_class=tokenizer,
@@ -288,7 +289,9 @@ def run_training(config: TrainConfig, *, stream: TextIO | None = None) -> Path:
         if args.push_to_hub:
             say("pushing to the Hub")
             trainer.push_to_hub()
-        say(f"saved the model to {output_dir}; chat with it: starchat-tui -m {output_dir}")
+        if report is not None:
+            report(TrainProgress("saved", f"saved the model to {output_dir}; chat with it: starchat-tui -m {output_dir}",
+                                 path=str(output_dir)))
         return output_dir
     finally:
         if deepspeed:

@@ -114,14 +114,16 @@ class StarchatApp(App[int]):
                 pass
 
         try:
+            from ..demo import resolve_model
             from ..engine.process import spawn_engine_process
 
             settings = self.settings
             engine = self._loading_engine = spawn_engine_process()
             try:
                 self._warm_up()
-                engine.load(name, progress, device=settings.device, dtype=settings.dtype,
-                            quantize=settings.quantize, trust_remote_code=settings.trust_remote_code)
+                engine.load(resolve_model(name, progress), progress, name=name, device=settings.device,
+                            dtype=settings.dtype, quantize=settings.quantize,
+                            trust_remote_code=settings.trust_remote_code)
             except BaseException:
                 engine.close()
                 raise

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from ..errors import EXIT_CODES_HELP, EXIT_USAGE, UsageError
 from ..files import read_text
+from .base import Command
+from .options import say
 
 EPILOG = f"""\
 The snippet runs in the best sandbox this machine has (see `starchat-tui doctor`): no network, no
@@ -26,32 +27,25 @@ exit status: the snippet's own, 124 if it timed out, 128+N if signal N killed it
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="starchat-tui run", description="Run a code snippet in the sandbox and print its output.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("file", metavar="FILE|-", help="the snippet; - reads it from stdin")
-    add = parser.add_argument
-    add("-l", "--lang", help="python, bash, sh, or one from [sandbox.languages] (default: from the file name, else python)")
-    add("-t", "--timeout", type=float, help="seconds before the run is killed (default: [sandbox] timeout, else 10)")
-    add("-w", "--workdir", help="an existing folder to run in, kept between runs (default: a fresh folder)")
-    add("--share", action="append", default=[], metavar="PATH", help="make PATH visible read-only, at its own path (repeatable)")
-    add("--network", action="store_true", help="let the snippet use the network")
-    add("--unsafe", action="store_true", help="run even when no sandbox is available (the snippet gets your full rights)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object with the output and the facts of the run")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
+class Run(Command):
+    name = "run"
+    help = "run a snippet in the sandbox and print its output"
+    description = "Run a code snippet in the sandbox and print its output."
+    epilog = EPILOG
 
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("file", metavar="FILE|-", help="the snippet; - reads it from stdin")
+        add = parser.add_argument
+        add("-l", "--lang", help="python, bash, sh, or one from [sandbox.languages] (default: from the file name, else python)")
+        add("-t", "--timeout", type=float, help="seconds before the run is killed (default: [sandbox] timeout, else 10)")
+        add("-w", "--workdir", help="an existing folder to run in, kept between runs (default: a fresh folder)")
+        add("--share", action="append", default=[], metavar="PATH", help="make PATH visible read-only, at its own path (repeatable)")
+        add("--network", action="store_true", help="let the snippet use the network")
+        add("--unsafe", action="store_true", help="run even when no sandbox is available (the snippet gets your full rights)")
+        add("--json", action="store_true", help="print one JSON object with the output and the facts of the run")
 
-def _color(text: str, stream) -> str:
-    if stream.isatty() and not os.environ.get("NO_COLOR"):
-        return f"\x1b[1;31m{text}\x1b[0m"
-    return text
-
-
-def _note(text: str) -> None:
-    print(f"starchat-tui: {text}", file=sys.stderr, flush=True)
+    def run(self, args: argparse.Namespace) -> int:
+        return run_snippet(args)
 
 
 def _read_snippet(path: str) -> str:
@@ -61,7 +55,7 @@ def _read_snippet(path: str) -> str:
 def _confirm_unsafe(args: argparse.Namespace, reason: str) -> bool:
     """Never silently unsafe: say so in red, then require --unsafe or a yes typed at the terminal."""
     for line in (f"NO SANDBOX: {reason}", "the snippet would run with your full user rights (files, network, secrets)."):
-        print(_color(f"starchat-tui: {line}", sys.stderr), file=sys.stderr, flush=True)
+        say(line, alarm=True)
     if args.unsafe:
         return True
     if args.file != "-" and sys.stdin.isatty() and sys.stderr.isatty():
@@ -73,15 +67,14 @@ def _confirm_unsafe(args: argparse.Namespace, reason: str) -> bool:
     raise UsageError("not running it without a sandbox; pass --unsafe to run it anyway, or see `starchat-tui doctor`")
 
 
-def main(argv: list[str], debug: bool = False) -> int:
+def run_snippet(args: argparse.Namespace) -> int:
     from ..chat.inert import make_inert
     from ..config import load_settings
-    from . import languages
-    from .limits import Limits
-    from .probe import probe_backend
-    from .runner import run
+    from ..sandbox import languages
+    from ..sandbox.limits import Limits
+    from ..sandbox.probe import probe_backend
+    from ..sandbox.runner import run
 
-    args = build_parser().parse_args(argv)
     section = load_settings().section("sandbox")
     timeout = args.timeout if args.timeout is not None else section.get("timeout", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -93,7 +86,7 @@ def main(argv: list[str], debug: bool = False) -> int:
 
     info = probe_backend(section)
     if not info.safe and not _confirm_unsafe(args, info.reason):
-        _note("not run")
+        say("not run")
         return EXIT_USAGE
 
     def stream(name: str, text: str) -> None:
@@ -111,7 +104,7 @@ def main(argv: list[str], debug: bool = False) -> int:
         sys.stdout.flush()
         return result.exit_code
     if result.stopped:
-        _note(result.stopped)
+        say(result.stopped)
     for image in result.images:
-        _note(f"image: {image}")
+        say(f"image: {image}")
     return result.exit_code

@@ -8,18 +8,17 @@ pipe: they are data and must round-trip byte for byte.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from ..chat.inert import make_inert
 from ..errors import EXIT_CODES_HELP, EXIT_OK, UsageError
 from ..files import read_text, write_file
-from . import transcripts
-from .sessions import Session, SessionStore, fts_query
+from ..store import transcripts
+from ..store.sessions import Session, SessionStore, fts_query
+from .base import Command
+from .options import debug_flag, say
 
 # A shorter prefix is too easy to mistype for a command that deletes.
 RM_PREFIX_MIN = 4
@@ -36,84 +35,64 @@ examples:
 {EXIT_CODES_HELP}"""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line naming the fix, like every other error."""
+class History(Command):
+    name = "history"
+    help = "list, show, search, export, import and remove saved sessions"
+    description = "Saved sessions: every chat is saved as it happens."
+    epilog = EPILOG
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        commands = parser.add_subparsers(dest="action", metavar="COMMAND")
+        common = [debug_flag()]
 
+        listing = commands.add_parser("list", parents=common, help="one line per session, newest first: ID, date, model, title")
+        listing.add_argument("-n", "--limit", type=int, help="show only the N most recent")
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="starchat-tui history", description="Saved sessions: every chat is saved as it happens.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    # cli.main reads --debug wherever it stands; accept it after the subcommand too.
-    common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    commands = _Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"), common)
+        show = commands.add_parser("show", parents=common, help="print a session's messages")
+        show.add_argument("id", metavar="ID", help="a session ID or a unique prefix of one")
 
-    listing = commands.add_parser("list", help="one line per session, newest first: ID, date, model, title")
-    listing.add_argument("-n", "--limit", type=int, help="show only the N most recent")
+        search = commands.add_parser("search", parents=common, help="sessions whose messages contain every word of TEXT")
+        search.add_argument("text", nargs="+", metavar="TEXT")
+        search.add_argument("-n", "--limit", type=int, default=50, help="at most N sessions (default 50)")
 
-    show = commands.add_parser("show", help="print a session's messages")
-    show.add_argument("id", metavar="ID", help="a session ID or a unique prefix of one")
+        export = commands.add_parser("export", parents=common, help="write sessions as Markdown, JSON or JSONL")
+        export.add_argument("ids", nargs="*", metavar="ID", help="sessions to export")
+        export.add_argument("--all", action="store_true", help="export every session, oldest first")
+        export.add_argument("-f", "--format", choices=transcripts.FORMATS,
+                            help="md, json or jsonl (the datasets messages format); by default from -o's extension, "
+                                 "else md for one session and jsonl for several")
+        export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+        export.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
-    search = commands.add_parser("search", help="sessions whose messages contain every word of TEXT")
-    search.add_argument("text", nargs="+", metavar="TEXT")
-    search.add_argument("-n", "--limit", type=int, default=50, help="at most N sessions (default 50)")
+        imports = commands.add_parser("import", parents=common,
+                                      help="save the conversations in FILE as new sessions; prints their IDs")
+        imports.add_argument("files", nargs="+", metavar="FILE", help="md, json or jsonl files; - reads stdin")
+        imports.add_argument("-f", "--format", choices=transcripts.FORMATS, help="the format (default: from the extension)")
+        imports.add_argument("--model", default="unknown", help="the model to record when the file names none")
 
-    export = commands.add_parser("export", help="write sessions as Markdown, JSON or JSONL")
-    export.add_argument("ids", nargs="*", metavar="ID", help="sessions to export")
-    export.add_argument("--all", action="store_true", help="export every session, oldest first")
-    export.add_argument("-f", "--format", choices=transcripts.FORMATS,
-                        help="md, json or jsonl (the datasets messages format); by default from -o's extension, "
-                             "else md for one session and jsonl for several")
-    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    export.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+        rename = commands.add_parser("rename", parents=common,
+                                     help="give a session a title; an empty title restores the automatic one")
+        rename.add_argument("id", metavar="ID")
+        rename.add_argument("title", nargs="*", metavar="TITLE")
 
-    imports = commands.add_parser("import", help="save the conversations in FILE as new sessions; prints their IDs")
-    imports.add_argument("files", nargs="+", metavar="FILE", help="md, json or jsonl files; - reads stdin")
-    imports.add_argument("-f", "--format", choices=transcripts.FORMATS, help="the format (default: from the extension)")
-    imports.add_argument("--model", default="unknown", help="the model to record when the file names none")
+        remove = commands.add_parser("rm", parents=common, help="delete sessions")
+        remove.add_argument("ids", nargs="+", metavar="ID", help=f"IDs, or prefixes of at least {RM_PREFIX_MIN} characters")
 
-    rename = commands.add_parser("rename", help="give a session a title; an empty title restores the automatic one")
-    rename.add_argument("id", metavar="ID")
-    rename.add_argument("title", nargs="*", metavar="TITLE")
+        commands.add_parser("path", parents=common, help="print where the sessions database is")
 
-    remove = commands.add_parser("rm", help="delete sessions")
-    remove.add_argument("ids", nargs="+", metavar="ID", help=f"IDs, or prefixes of at least {RM_PREFIX_MIN} characters")
-
-    commands.add_parser("path", help="print where the sessions database is")
-    return parser
-
-
-class _Subcommands:
-    """add_subparsers() with shared flags added to every subcommand."""
-
-    def __init__(self, action: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-        self._action = action
-        self._common = common
-
-    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
-        return self._action.add_parser(name, parents=[self._common], **kwargs)
-
-
-def main(argv: Sequence[str], debug: bool = False) -> int:
-    args = build_parser().parse_args(list(argv))
-    command = args.command or "list"
-    if command == "list" and not hasattr(args, "limit"):
-        args.limit = None
-    store = SessionStore()
-    try:
-        handler = {
-            "list": list_sessions, "show": show, "search": search, "export": export,
-            "import": import_files, "rename": rename, "rm": remove, "path": path,
-        }[command]
-        return handler(store, args)
-    finally:
-        store.close()
+    def run(self, args: argparse.Namespace) -> int:
+        action = args.action or "list"
+        if action == "list" and not hasattr(args, "limit"):
+            args.limit = None
+        store = SessionStore()
+        try:
+            handler = {
+                "list": list_sessions, "show": show, "search": search, "export": export,
+                "import": import_files, "rename": rename, "rm": remove, "path": path,
+            }[action]
+            return handler(store, args)
+        finally:
+            store.close()
 
 
 # -- output helpers -------------------------------------------------------------------------------
@@ -129,10 +108,6 @@ def session_line(session: Session, model_width: int = 0) -> str:
     return f"{session.id}  {local_time(session.updated_at)}  {model}  {title}"
 
 
-def note(text: str) -> None:
-    print(f"starchat-tui: {text}", file=sys.stderr)
-
-
 # -- commands -------------------------------------------------------------------------------------
 
 
@@ -141,7 +116,7 @@ def list_sessions(store: SessionStore, args: argparse.Namespace) -> int:
         raise UsageError("--limit must be 1 or more")
     sessions = store.list_sessions(limit=args.limit)
     if not sessions:
-        note("no saved sessions yet; start one with `starchat-tui`")
+        say("no saved sessions yet; start one with `starchat-tui`")
         return EXIT_OK
     width = min(40, max(len(s.model) for s in sessions))
     for session in sessions:
@@ -172,7 +147,7 @@ def search(store: SessionStore, args: argparse.Namespace) -> int:
         raise UsageError(f"nothing to search for in {text!r}: give at least one word")
     results = store.search(text, limit=args.limit)
     if not results:
-        note(f"no saved session mentions {text!r}")
+        say(f"no saved session mentions {text!r}")
         return EXIT_OK
     for session, snippet in results:
         print(f"{session.id}  {local_time(session.updated_at)}  {make_inert(session.title)}")
@@ -195,7 +170,7 @@ def export(store: SessionStore, args: argparse.Namespace) -> int:
     text = transcripts.render([transcripts.session_transcript(store, i) for i in ids], fmt)
     if args.output and args.output != "-":
         write_file(Path(args.output), text, force=args.force)
-        note(f"wrote {len(ids)} session{'s' if len(ids) != 1 else ''} to {args.output}")
+        say(f"wrote {len(ids)} session{'s' if len(ids) != 1 else ''} to {args.output}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

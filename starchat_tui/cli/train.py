@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
+from functools import partial
 
-from ..errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK
+from ..errors import EXIT_INTERRUPTED, EXIT_OK
+from . import options
+from .base import Command
 
-HELP = f"""\
-usage: starchat-tui train CONFIG.yaml [--key value ...] [options]
-
+DESCRIPTION = """\
 Fine-tune a causal language model on dialogues in the StarChat format. The result is a standard
 Hugging Face folder that chats straight away: starchat-tui -m OUTPUT_DIR.
 
-  starchat-tui train starchat-alpha             the shipped StarChat-alpha recipe (training/*.yaml)
+  starchat-tui train starchat-alpha             the shipped StarChat-alpha recipe (starchat_tui/recipes/)
   starchat-tui train my.yaml --num_train_epochs 1 --learning_rate 1e-5
   starchat-tui train my.yaml --nproc-per-node 8 --deepspeed zero3
   starchat-tui train --inspect my.yaml          show encoded examples and statistics, train nothing
@@ -32,7 +33,7 @@ or --key=value, and gets the field's type (--bf16 false, --num_train_epochs 3). 
   learning_rate, num_train_epochs, per_device_train_batch_size, gradient_accumulation_steps,
   save_steps, save_total_limit, bf16, report_to (tensorboard/wandb, when installed), push_to_hub, ...
 
-options:
+train options:
   --inspect                 print the first encoded examples (masked text set apart) and statistics
   --inspect-examples N      how many examples --inspect prints (default 3)
   --skip-invalid            drop invalid rows (and say how many) instead of stopping on them
@@ -45,43 +46,50 @@ options:
   --nnodes N, --node-rank R, --master-addr HOST, --master-port PORT
                             several nodes: run the same command on each, with its own --node-rank
   --hostfile FILE           several nodes through the DeepSpeed launcher (ssh/pdsh), from one command
-  --debug                   show tracebacks
 
 Invalid rows stop the run before anything trains, listed with file and line. Progress (loss,
 tokens/s, ETA) goes to stderr; Ctrl-C stops, and running the same command resumes.
-
-{EXIT_CODES_HELP}
 """
 
+say = partial(options.say, command="train")
 
-def main(argv: list[str], debug: bool = False) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        sys.stdout.write(HELP)
-        return EXIT_OK
-    from .config import parse_invocation
-    from .launcher import launch, needs_launcher
-    from .trainer import Reporter, load_split, quiet_libraries, run_training
+
+class Train(Command):
+    name = "train"
+    help = "fine-tune a model on dialogues (needs the train extra)"
+    description = DESCRIPTION
+    usage = "starchat-tui train CONFIG.yaml [--key value ...] [options]"
+    takes_unknown = True  # the recipe and every --key value: parsed by training.config.parse_invocation
+
+    def run(self, args: argparse.Namespace) -> int:
+        return train(args.extra, debug=args.debug)
+
+
+def train(argv: list[str], *, debug: bool = False) -> int:
+    from ..training.config import parse_invocation
+    from ..training.launcher import launch, needs_launcher
+    from ..training.progress import ProgressPrinter
+    from ..training.trainer import load_split, quiet_libraries, run_training
 
     quiet_libraries()
     invocation = parse_invocation(argv)
     config = invocation.config
     if invocation.inspect:
-        from .inspection import inspect_data
+        from ..training.inspection import inspect_data
 
         return inspect_data(config, examples=invocation.inspect_examples)
 
-    say = Reporter()
     try:
         if needs_launcher(invocation.launch, config):
             # Bad data stops here, once, before any process starts or any model loads.
             load_split(config)
             load_split(config, evaluation=True)
-            options = invocation.launch
-            say(f"starting {options.nproc_per_node * options.nnodes} processes"
-                + (f" on {options.nnodes} nodes" if options.nnodes > 1 else ""))
-            code = launch(options, config, debug=debug)
+            launch_options = invocation.launch
+            say(f"starting {launch_options.nproc_per_node * launch_options.nnodes} processes"
+                + (f" on {launch_options.nnodes} nodes" if launch_options.nnodes > 1 else ""))
+            code = launch(launch_options, config, debug=debug)
         else:
-            run_training(config)
+            run_training(config, on_progress=ProgressPrinter(note=say))
             code = EXIT_OK
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

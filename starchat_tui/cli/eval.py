@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from . import options
+from .base import Command
+from .options import add_model_flags, load_model, settings_from_args
 
 DESCRIPTION = """\
 Measure a model.
@@ -40,36 +43,42 @@ outcome, the judge's reasons) as results arrive, so an interrupted run keeps wha
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="starchat-tui eval", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-m", "--model", help="the model to measure with --tasks (default: the offline demo model)")
-    parser.add_argument("--tasks", metavar="FILE", help="HumanEval-format JSONL (.jsonl or .jsonl.gz)")
-    parser.add_argument("--samples", type=int, default=1, metavar="N", help="answers per task (default 1)")
-    parser.add_argument("-k", type=int, action="append", metavar="K", help="report pass@K (repeatable; default 1, 10, 100 up to N)")
-    parser.add_argument("--limit", type=int, metavar="N", help="only the first N tasks or prompts")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds each answer may run (default 10)")
-    parser.add_argument("--allow-unsafe", action="store_true", help="run answers even where no sandbox is available")
-    parser.add_argument("--judge", metavar="MODEL", help="the judge model for a pairwise comparison")
-    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two models, or two JSONL files of answers")
-    parser.add_argument("--prompts", metavar="FILE", help="the questions for --compare")
-    parser.add_argument("--single-order", action="store_true", help="judge each pair once (A first) instead of in both orders")
-    parser.add_argument("--out", metavar="FILE", help="write one JSON line per task or prompt")
-    parser.add_argument("-s", "--system", help="a system message for the model(s) under test")
-    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a generation setting, repeatable: -o temperature=0.2 -o max_new_tokens=300")
-    parser.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
-    parser.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    parser.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the models")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
+class Eval(Command):
+    name = "eval"
+    help = "measure a model: pass@k on coding tasks in the sandbox, or a pairwise judge"
+    description = DESCRIPTION
+    epilog = EPILOG
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--tasks", metavar="FILE", help="HumanEval-format JSONL (.jsonl or .jsonl.gz)")
+        parser.add_argument("--samples", type=int, default=1, metavar="N", help="answers per task (default 1)")
+        parser.add_argument("-k", type=int, action="append", metavar="K",
+                            help="report pass@K (repeatable; default 1, 10, 100 up to N)")
+        parser.add_argument("--limit", type=int, metavar="N", help="only the first N tasks or prompts")
+        parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                            help="seconds each answer may run (default 10)")
+        parser.add_argument("--allow-unsafe", action="store_true", help="run answers even where no sandbox is available")
+        parser.add_argument("--judge", metavar="MODEL", help="the judge model for a pairwise comparison")
+        parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two models, or two JSONL files of answers")
+        parser.add_argument("--prompts", metavar="FILE", help="the questions for --compare")
+        parser.add_argument("--single-order", action="store_true",
+                            help="judge each pair once (A first) instead of in both orders")
+        parser.add_argument("--out", metavar="FILE", help="write one JSON line per task or prompt")
+        parser.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
+        # -m is the model measured with --tasks; -s and -o go to the model(s) under test.
+        add_model_flags(parser, dry_run=False)
+
+    def run(self, args: argparse.Namespace) -> int:
+        if args.judge:
+            return run_judge(args)
+        if args.compare or args.prompts:
+            raise UsageError("--compare and --prompts go with --judge MODEL")
+        if not args.tasks:
+            raise UsageError("give --tasks FILE.jsonl to measure pass@k, or --judge MODEL --compare A B --prompts FILE")
+        return run_tasks(args)
 
 
-def say(message: str) -> None:
-    print(f"starchat-tui eval: {message}", file=sys.stderr, flush=True)
+say = partial(options.say, command="eval")
 
 
 def open_out(path: str | None) -> TextIO | None:
@@ -85,20 +94,14 @@ def open_out(path: str | None) -> TextIO | None:
 
 
 def load(model: str, args: argparse.Namespace):
-    from ..config import load_settings
-    from ..engine import load_engine
-
-    settings = load_settings({"device": args.device, "dtype": args.dtype,
-                              "trust_remote_code": args.trust_remote_code or None})
-    return load_engine(model, device=settings.device, dtype=settings.dtype,
-                       trust_remote_code=settings.trust_remote_code, progress=say)
+    return load_model(settings_from_args(args), model, progress=say)
 
 
 def run_tasks(args: argparse.Namespace) -> int:
-    from ..config import load_settings, parse_options
-    from .progress import ProgressBar
-    from .runner import EvalInterrupted, evaluate, require_sandbox
-    from .tasks import load_tasks
+    from ..config import parse_options
+    from ..eval.progress import ProgressBar
+    from ..eval.runner import EvalInterrupted, evaluate, require_sandbox
+    from ..eval.tasks import load_tasks
 
     tasks = load_tasks(args.tasks)
     if args.limit is not None:
@@ -112,7 +115,7 @@ def run_tasks(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     require_sandbox(args.allow_unsafe)  # before the model loads: minutes saved when it would be refused
     out = open_out(args.out)
-    model = args.model or load_settings().model
+    model = settings_from_args(args).model
     engine = load(model, args)
     say(f"{len(tasks)} tasks from {args.tasks}, {args.samples} sample(s) each")
     bar = ProgressBar("eval", len(tasks))
@@ -229,7 +232,7 @@ def model_answers(model: str, prompts: list[str], args: argparse.Namespace, labe
 
     from ..chat.conversation import Conversation
     from ..config import parse_options
-    from .progress import ProgressBar
+    from ..eval.progress import ProgressBar
 
     engine = load(model, args)
     options = parse_options(args.option)
@@ -254,8 +257,8 @@ def model_answers(model: str, prompts: list[str], args: argparse.Namespace, labe
 
 def run_judge(args: argparse.Namespace) -> int:
     from ..chat.inert import make_inert
-    from .judge import Comparison, judge_pair, tally
-    from .progress import ProgressBar
+    from ..eval.judge import Comparison, judge_pair, tally
+    from ..eval.progress import ProgressBar
 
     if not args.compare or not args.prompts:
         raise UsageError("--judge needs --compare A B and --prompts FILE")
@@ -309,14 +312,3 @@ def run_judge(args: argparse.Namespace) -> int:
     if scored:
         print(f"mean score: A {sum(s[0] for s in scored) / len(scored):.2f}, B {sum(s[1] for s in scored) / len(scored):.2f} (1-8)")
     return EXIT_OK
-
-
-def main(argv: list[str], debug: bool = False) -> int:
-    args = build_parser().parse_args(argv)
-    if args.judge:
-        return run_judge(args)
-    if args.compare or args.prompts:
-        raise UsageError("--compare and --prompts go with --judge MODEL")
-    if not args.tasks:
-        raise UsageError("give --tasks FILE.jsonl to measure pass@k, or --judge MODEL --compare A B --prompts FILE")
-    return run_tasks(args)

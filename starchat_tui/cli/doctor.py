@@ -15,26 +15,41 @@ import subprocess
 import sys
 from typing import Any
 
-from .errors import EXIT_CODES_HELP, EXIT_OK
+from ..errors import EXIT_OK
+from .base import Command
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="starchat-tui doctor",
-        description="Show the sandbox backend and the device starchat-tui would use, and why.",
-        epilog=EXIT_CODES_HELP,
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument(
-        "--no-device", action="store_true", help="skip the device check (it imports torch, which takes a few seconds)"
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
+class Doctor(Command):
+    name = "doctor"
+    help = "show the sandbox backend, the device and why they were chosen"
+    description = "Show the sandbox backend and the device starchat-tui would use, and why."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+        parser.add_argument(
+            "--no-device", action="store_true",
+            help="skip the device check (it imports torch, which takes a few seconds)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ..config import config_file, load_settings
+
+        settings = load_settings()
+        sandbox = sandbox_report(settings.section("sandbox"))
+        device = None if args.no_device else device_report(settings)
+        path = config_file()
+        if args.json:
+            json.dump({"sandbox": sandbox, "device": device, "config": str(path), "config_found": path.is_file()},
+                      sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            _print_text(sandbox, device, str(path), path.is_file())
+        return EXIT_OK
 
 
 def sandbox_report(section: dict[str, Any]) -> dict[str, Any]:
-    from .sandbox import languages
-    from .sandbox.probe import probe_backend
+    from ..sandbox import languages
+    from ..sandbox.probe import probe_backend
 
     info = probe_backend(section)
     report: dict[str, Any] = {
@@ -47,7 +62,7 @@ def sandbox_report(section: dict[str, Any]) -> dict[str, Any]:
         "runs_as": f"uid {info.uid}" if info.uid is not None else "your own uid",
         "languages": languages.names(section),
     }
-    from .sandbox.runner import interpreter_for
+    from ..sandbox.runner import interpreter_for
 
     try:
         python = interpreter_for(languages.resolve("python", section), info).command[0]
@@ -77,7 +92,7 @@ def device_report(settings) -> dict[str, Any]:
         import torch
     except ImportError:
         return {"torch": None, "note": "torch is not installed: pip install torch"}
-    from .engine.loading import choose_device, choose_dtype
+    from ..engine.loading import choose_device, choose_dtype
 
     report: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
     if report["cuda"]:
@@ -123,19 +138,3 @@ def _print_text(sandbox: dict[str, Any], device: dict[str, Any] | None, config_p
             if device.get("note"):
                 print(f"  problem   {device['note']}")
     print(f"config      {config_path} ({'found' if config_found else 'not found; defaults in use'})")
-
-
-def main(argv: list[str], debug: bool = False) -> int:
-    from .config import config_file, load_settings
-
-    args = build_parser().parse_args(argv)
-    settings = load_settings()
-    sandbox = sandbox_report(settings.section("sandbox"))
-    device = None if args.no_device else device_report(settings)
-    path = config_file()
-    if args.json:
-        json.dump({"sandbox": sandbox, "device": device, "config": str(path), "config_found": path.is_file()}, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        _print_text(sandbox, device, str(path), path.is_file())
-    return EXIT_OK

@@ -1,0 +1,87 @@
+"""What every command shares: the one stderr printer, the one-line parser, ``--debug`` and the model flags.
+
+Importing this module is cheap (argparse and sys): it is loaded for ``starchat-tui --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ..errors import UsageError
+
+
+def say(message: str, *, command: str | None = None, alarm: bool = False) -> None:
+    """Tell the user something on stderr, as ``starchat-tui[ COMMAND]: message``; stdout is for results.
+
+    ``alarm`` colours the line red on a terminal (unless NO_COLOR is set): for what must not be missed.
+    """
+    line = f"starchat-tui{' ' + command if command else ''}: {message}"
+    if alarm and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        line = f"\x1b[1;31m{line}\x1b[0m"
+    print(line, file=sys.stderr, flush=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the fix (exit 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # say() already names starchat-tui; the subcommand is worth naming again.
+        command = self.prog.removeprefix("starchat-tui").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
+def debug_flag() -> argparse.ArgumentParser:
+    """The parent parser that declares ``--debug`` for every command, at any depth.
+
+    SUPPRESS as the default: a nested subcommand's parser would otherwise reset a ``--debug`` given
+    before its name; ``main`` reads the flag once, with getattr.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    return parent
+
+
+def add_model_flags(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+    """Flags that choose and drive the model; every command that loads one takes all of them."""
+    group = parser.add_argument_group("model")
+    group.add_argument("-m", "--model", help="a Hub id or a local folder (default: the offline demo model)")
+    group.add_argument("-s", "--system", help="the system message")
+    group.add_argument(
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="a generation setting, repeatable: -o temperature=0 -o max_new_tokens=200",
+    )
+    group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    group.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
+    group.add_argument("--quantize", choices=["8bit", "4bit"], help="load weights quantised (needs bitsandbytes and CUDA)")
+    group.add_argument("--trust-remote-code", action="store_true", default=None, help="run code shipped with the model")
+    if dry_run:
+        group.add_argument("--dry-run", action="store_true", help="print the exact prompt the model would see, then exit")
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The settings the model flags ask for, over STARCHAT_TUI_* variables, config.toml and the defaults."""
+    from ..config import load_settings, parse_options
+
+    flags: dict[str, Any] = {
+        "model": args.model,
+        "system": args.system,
+        "device": args.device,
+        "dtype": args.dtype,
+        "quantize": args.quantize,
+        "trust_remote_code": args.trust_remote_code,
+        "generation": parse_options(args.option),
+    }
+    return load_settings(flags)
+
+
+def load_model(settings: Any, model: str | None = None, progress=say):
+    """Load ``model`` (default: the settings' model) as the settings say; "demo" is found or built first."""
+    from .. import load_engine
+
+    return load_engine(
+        model or settings.model, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
+        trust_remote_code=settings.trust_remote_code, progress=progress,
+    )
