@@ -50,9 +50,8 @@ class Conversation:
             raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
         if not isinstance(content, str):
             raise TypeError(f"message content must be str, not {type(content).__name__}")
-        if role == "system":
-            if self._messages:
-                raise ValueError("a system message can only be the first message; set .system instead")
+        if role == "system" and self._messages:
+            raise ValueError("a system message can only be the first message; set .system instead")
         message = {"role": role, "content": content, **extra}
         self._messages.append(message)
         return message

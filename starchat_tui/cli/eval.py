@@ -269,7 +269,7 @@ def run_judge(args: argparse.Namespace) -> int:
         prompts = prompts[: max(args.limit, 1)]
     out = open_out(args.out)
     sources = []
-    for label, source in zip("AB", args.compare):
+    for source in args.compare:
         sources.append(load_answers(source, prompts) if is_answers_file(source) else None)
     try:
         answers = [
@@ -310,5 +310,6 @@ def run_judge(args: argparse.Namespace) -> int:
     print(f"A: {counts['win']} wins, {counts['tie']} ties, {counts['loss']} losses"
           + (f"; {counts['unparsed']} unreadable verdicts" if counts["unparsed"] else ""))
     if scored:
-        print(f"mean score: A {sum(s[0] for s in scored) / len(scored):.2f}, B {sum(s[1] for s in scored) / len(scored):.2f} (1-8)")
+        mean_a, mean_b = (sum(s[i] for s in scored) / len(scored) for i in (0, 1))
+        print(f"mean score: A {mean_a:.2f}, B {mean_b:.2f} (1-8)")
     return EXIT_OK

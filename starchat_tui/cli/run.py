@@ -39,7 +39,8 @@ class Run(Command):
         add("-l", "--lang", help="python, bash, sh, or one from [sandbox.languages] (default: from the file name, else python)")
         add("-t", "--timeout", type=float, help="seconds before the run is killed (default: [sandbox] timeout, else 10)")
         add("-w", "--workdir", help="an existing folder to run in, kept between runs (default: a fresh folder)")
-        add("--share", action="append", default=[], metavar="PATH", help="make PATH visible read-only, at its own path (repeatable)")
+        add("--share", action="append", default=[], metavar="PATH",
+            help="make PATH visible read-only, at its own path (repeatable)")
         add("--network", action="store_true", help="let the snippet use the network")
         add("--unsafe", action="store_true", help="run even when no sandbox is available (the snippet gets your full rights)")
         add("--json", action="store_true", help="print one JSON object with the output and the facts of the run")

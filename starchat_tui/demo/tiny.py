@@ -87,7 +87,7 @@ def build_tiny_model(
 ) -> Path:
     """Build, train briefly and save a tiny StarChat-style model at ``path``; return the folder."""
     import torch
-    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, GenerationConfig
+    from transformers import GenerationConfig, GPTBigCodeConfig, GPTBigCodeForCausalLM
 
     report = progress or (lambda step: None)
     path = Path(path)

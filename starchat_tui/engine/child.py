@@ -79,10 +79,8 @@ class Worker:
         tokenizer = self.engine.tokenizer
         args, kwargs = request.get("args", []), request.get("kwargs", {})
         try:
-            if method == "encode":
-                value = tokenizer(*args, **kwargs)["input_ids"]
-            else:
-                value = getattr(tokenizer, method)(*args, **kwargs)
+            # "encode" is the tokenizer's __call__, whose ids are what a renderer counts.
+            value = tokenizer(*args, **kwargs)["input_ids"] if method == "encode" else getattr(tokenizer, method)(*args, **kwargs)
         except Exception as error:
             self.channel.send("result", id=request["id"], error=error_to_wire(error))
         else:

@@ -129,6 +129,7 @@ class Engine:
         device = self.model.device
         inputs = torch.tensor([prompt_ids], device=device)
         outcome: dict[str, Any] = {}
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0]
 
         def work() -> None:
             try:
@@ -141,7 +142,7 @@ class Engine:
                         stopping_criteria=[CancelCriterion(self._cancel)],
                         max_new_tokens=max_new_tokens,
                         eos_token_id=self._stop_ids,
-                        pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0],
+                        pad_token_id=pad_id,
                         **options,
                     )
                 outcome["ids"] = output[0].tolist()

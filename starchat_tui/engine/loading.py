@@ -20,6 +20,7 @@ from .render import PromptRenderer, context_limit_of
 
 Progress = Callable[[str], None]
 
+GATED_FIX = "accept its licence on its page, run `hf auth login`, then retry"
 WHAT_TO_DO = "use -m PATH for a local model folder, go online once to download it, or drop -m to use the offline demo model"
 
 
@@ -85,7 +86,7 @@ def check_on_hub(repo_id: str, timeout: float = 10.0) -> None:
     try:
         model_info(repo_id, timeout=timeout)
     except GatedRepoError:
-        raise ModelLoadError(f"model {repo_id} is gated on the Hub: accept its licence on its page, run `hf auth login`, then retry") from None
+        raise ModelLoadError(f"model {repo_id} is gated on the Hub: {GATED_FIX}") from None
     except RepositoryNotFoundError:
         raise ModelLoadError(
             f"model {repo_id} does not exist on the Hub (or is private: run `hf auth login`) and is not a local folder; "
@@ -107,14 +108,15 @@ def explain_load_failure(source: ModelSource, error: BaseException) -> ModelLoad
     if source.local_files_only and source.location == source.name and not Path(source.name).exists():
         where = f"is in the local Hugging Face cache ({hub_cache_dir()}) but its files are incomplete"
     elif "gated" in lowered or "401" in lowered or "403" in lowered:
-        return ModelLoadError(f"model {source.name} is gated on the Hub: accept its licence on its page, run `hf auth login`, then retry")
+        return ModelLoadError(f"model {source.name} is gated on the Hub: {GATED_FIX}")
     elif "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
         return ModelLoadError(f"model {source.name} does not exist on the Hub or locally; check the name, or {WHAT_TO_DO}")
     elif not Path(source.location).is_dir():
         where = f"is not in the local Hugging Face cache ({hub_cache_dir()}) and the Hub cannot be reached"
     else:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return ModelLoadError(f"model folder {source.location} could not be loaded ({first_line[:200]}); check that it is a complete transformers model")
+        return ModelLoadError(f"model folder {source.location} could not be loaded ({first_line[:200]}); "
+                              "check that it is a complete transformers model")
     return ModelLoadError(f"model {source.name} {where}; {WHAT_TO_DO}")
 
 
@@ -125,7 +127,7 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool = False) -> Any:
         return AutoTokenizer.from_pretrained(
             source.location, local_files_only=source.local_files_only, trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError, EnvironmentError) as error:
+    except (OSError, ValueError) as error:
         raise explain_load_failure(source, error) from error
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, TextIteratorStreamer
 
-
 # Text is handed to the consumer at most this often; faster tokens ride along with the next hand-over.
 COALESCE_S = 0.02
 

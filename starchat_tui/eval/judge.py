@@ -172,7 +172,8 @@ class Comparison:
 
 
 def judge_prompt(question: str, first: str, second: str) -> str:
-    return JUDGE_PROMPT.format(question=question.strip(), first=first.strip() or "(no answer)", second=second.strip() or "(no answer)")
+    return JUDGE_PROMPT.format(question=question.strip(), first=first.strip() or "(no answer)",
+                               second=second.strip() or "(no answer)")
 
 
 def read_verdict(raw: str) -> Verdict:

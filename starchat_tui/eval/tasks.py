@@ -86,7 +86,8 @@ def _parse_task(path: Path, number: int, line: str, seen: set[str]) -> EvalTask:
         raise UsageError(f"{where}: expected a JSON object, found {type(row).__name__}")
     missing = [key for key in REQUIRED if not isinstance(row.get(key), str)]
     if missing:
-        raise UsageError(f"{where}: missing or non-text field(s) {', '.join(missing)}; HumanEval tasks need {', '.join(REQUIRED)}")
+        raise UsageError(f"{where}: missing or non-text field(s) {', '.join(missing)}; "
+                         f"HumanEval tasks need {', '.join(REQUIRED)}")
     if "def check(" not in row["test"]:
         raise UsageError(f"{where}: the test of {row['task_id']} does not define check(candidate)")
     if not row["entry_point"].isidentifier():

@@ -1,8 +1,8 @@
 """Themes: TOML files that set the Textual colours and the Pygments style code is highlighted with.
 
 Shipped themes live in the ``starchat_tui.themes`` package; users add their own as
-``<config dir>/themes/NAME.toml``, and a user theme with a shipped theme's name replaces it. Textual's built-in themes stay available too; their code colours come from a matching Pygments
-style when there is one.
+``<config dir>/themes/NAME.toml``, and a user theme with a shipped theme's name replaces it. Textual's
+built-in themes stay available too; their code colours come from a matching Pygments style when there is one.
 
 A theme file::
 
