@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sandbox_snippets"))
+from backends import params  # noqa: E402
 from outside import processes_matching, wait_gone  # noqa: E402
-
-from starchat_tui.sandbox import landlock  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox backends are Linux-only"),
@@ -33,13 +32,6 @@ def starchat(starchat_cmd, cli_env, *args: str, stdin: bytes | None = None, back
         [*starchat_cmd, *args], input=stdin, capture_output=True, env=env, timeout=90,
         stdin=None if stdin is not None else subprocess.DEVNULL, **kwargs,
     )
-
-
-def _skip_unless(backend: str) -> None:
-    if backend == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
-    if backend == "landlock" and landlock.abi_version() < 6:
-        pytest.skip("Landlock ABI 6+ is not available in this kernel")
 
 
 def test_run_prints_output_inert_and_exits_with_the_snippets_code(starchat_cmd, cli_env, tmp_path):
@@ -70,10 +62,11 @@ def test_run_times_out_with_124(starchat_cmd, cli_env):
     assert time.monotonic() - started < 15
 
 
-def test_run_lists_the_plots_it_captured(starchat_cmd, cli_env):
+@pytest.mark.parametrize("backend", params())
+def test_run_lists_the_plots_it_captured(starchat_cmd, cli_env, backend):
     pytest.importorskip("matplotlib")
     code = b"import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [1, 2])\nplt.show()\n"
-    done = starchat(starchat_cmd, cli_env, "run", "--timeout", "60", "-", stdin=code)
+    done = starchat(starchat_cmd, cli_env, "run", "--timeout", "60", "-", stdin=code, backend=backend)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.decode().splitlines() if line.startswith("starchat-tui: image: ")]
     assert len(lines) == 1, done.stderr
@@ -155,10 +148,9 @@ def test_run_usage_errors_exit_2_with_one_line(starchat_cmd, cli_env, args, stdi
     assert len(stderr.strip().splitlines()) == 1, stderr
 
 
-@pytest.mark.parametrize("backend", ["bwrap", "landlock"])
+@pytest.mark.parametrize("backend", params())
 def test_killing_the_app_mid_run_kills_the_snippet(starchat_cmd, cli_env, isolated_home, backend):
     """The supervisor outlives the app only long enough to sweep: nothing of the run survives it."""
-    _skip_unless(backend)
     code = (
         b"import os, time\n"
         b"for _ in range(5):\n"

@@ -112,6 +112,8 @@ def main(argv: list[str], debug: bool = False) -> int:
         return result.exit_code
     if result.stopped:
         _note(result.stopped)
+    if result.note:
+        _note(result.note)
     for image in result.images:
         _note(f"image: {image}")
     return result.exit_code
