@@ -264,3 +264,34 @@ def test_doctor_reports_the_device(starchat_cmd, cli_env):
 
     assert data["device"]["torch"] == torch.__version__
     assert data["device"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("backend", params("landlock"))
+def test_without_a_mount_view_a_stand_in_python_says_why(starchat_cmd, cli_env, backend):
+    """Root without CAP_SYS_ADMIN (as in many containers) cannot give runs a private mount view. A python
+    the sandbox uid cannot reach is then replaced by the system one, and a missing module says why."""
+    if os.geteuid() != 0:
+        pytest.skip("snippets run as your own uid when you are not root: they always reach your python")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to drop CAP_SYS_ADMIN")
+    pytest.importorskip("matplotlib")
+    without_sys_admin = [setpriv, "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--"]
+    command = [*without_sys_admin, *starchat_cmd]
+    done = starchat(command, cli_env, "run", "-", stdin=b"import matplotlib\nprint('plots ok')\n", backend=backend)
+    doctor = starchat(command, cli_env, "doctor", "--no-device", "--json", backend=backend)
+    report = json.loads(doctor.stdout)["sandbox"]
+    from starchat_tui.sandbox.workdirs import executable_by
+
+    if executable_by(sys.executable, 65534, 65534):
+        # This interpreter sits where the sandbox uid reaches it: no stand-in, no note.
+        assert (done.returncode, done.stdout) == (0, b"plots ok\n"), done.stderr
+        assert report["python_note"] is None
+        return
+    stderr = done.stderr.decode()
+    assert done.returncode == 1 and "ModuleNotFoundError" in stderr, stderr
+    notes = [line for line in stderr.splitlines() if line.startswith("starchat-tui: ")]
+    assert len(notes) == 1, stderr
+    assert "stands in for" in notes[0] and "no private mount namespace" in notes[0]
+    assert "; install bubblewrap, or install starchat-tui with a Python outside /" in notes[0], notes[0]
+    assert report["python"] == "/usr/bin/python3" and "install bubblewrap" in report["python_note"]
