@@ -1,9 +1,10 @@
 """Hostile snippets against the real sandbox, every verdict checked from outside it.
 
-Four scenarios: the app (this test process, which as root makes snippets run as an unprivileged uid)
+Two scenarios: the app (this test process, which as root makes snippets run as an unprivileged uid)
 calling ``run()``, and an ordinary user the tests create running ``starchat-tui run`` through setpriv;
-each with the bubblewrap backend and with the Landlock fallback. Every bomb is bounded, so a broken
-sandbox fails a test instead of taking the machine down.
+each on every backend this machine has (bubblewrap, the Landlock fallback), so a machine without
+bubblewrap still proves what its fallback contains. Every bomb is bounded, so a broken sandbox fails a
+test instead of taking the machine down.
 """
 
 from __future__ import annotations
