@@ -7,7 +7,8 @@ a small read-only tmpfs (mode 0755) that holds only the interpreter's folders, b
 paths. The venv's shebangs, ``pyvenv.cfg`` and ``sys.prefix`` stay valid, and nothing else of /root is
 visible. The namespace, its tmpfs and binds vanish with the run's last process.
 
-Root only: the view needs CAP_SYS_ADMIN, which containers often withhold; ``probe()`` says so.
+Root only: the view needs CAP_SYS_ADMIN, which containers often withhold; ``mounts.py --probe`` (run
+once by probe.py) finds out, and without a view the system python stands in (see runner.py).
 Standard library only, no relative imports: the supervisor loads this file as a plain module.
 """
 

@@ -19,7 +19,7 @@ class Result:
     says in words why the sandbox ended the run early (timeout, output cap, memory, disk, cancel), or is
     None. ``images`` are the PNG/JPEG/GIF files the run created or changed at the top of ``workdir``:
     ``plt.show()`` and figures left open are saved there as ``plot-N.png``. ``note`` explains a failure
-that comes from the machine rather than the snippet (a stand-in interpreter without the user's packages).
+    that comes from the machine rather than the snippet (a stand-in interpreter without the user's packages).
     """
 
     stdout: str
