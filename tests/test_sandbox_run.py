@@ -74,6 +74,13 @@ sys.exit(3)
     assert killed.exit_code == 128 + 9
 
 
+def test_snippets_run_on_the_apps_own_python(backend):
+    """The packages the user installed for starchat-tui are the snippets' too, on every backend: as root
+    without bubblewrap the sandbox uid cannot enter /root, so a private mount view shows it the venv."""
+    result = run("import sys\nprint(sys.executable)\nprint(sys.prefix)")
+    assert result.stdout.splitlines() == [sys.executable, sys.prefix], result.stderr
+
+
 def test_process_pools_need_a_private_dev_shm(backend):
     """Pools' semaphores live in /dev/shm: bubblewrap gives each run its own, so they work; Landlock has
     only the host's, shared with every process there, so a snippet is kept out of it."""
