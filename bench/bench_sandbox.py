@@ -43,8 +43,8 @@ def _measure(backend: str) -> Row:
     measure = f"print(1) overhead vs bare python, {backend} (median of {RUNS})"
     if info.name != backend:
         return Row("sandbox", measure, f"not available here: {info.reason}", f"<= +{GOAL_MS:g} ms", None)
-    # Compare like with like: the interpreter the sandbox really runs (as root without bubblewrap it
-    # falls back to the system python, which starts faster than a venv's).
+    # Compare like with like: the interpreter the sandbox really runs (as root without bubblewrap or a
+    # private mount view, the system python stands in, and it starts faster than a venv's).
     python = run("import sys; print(sys.executable)", "python").stdout.strip() or sys.executable
     for _ in range(WARMUP):
         _bare(python)

@@ -54,7 +54,8 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     for name in list(os.environ):
-        if name.startswith("STARCHAT_TUI_") and not name.endswith("_DIR"):
+        # STARCHAT_TUI_BWRAP=off is how CI runs the sandbox tests a second time, on the fallback.
+        if name.startswith("STARCHAT_TUI_") and not name.endswith("_DIR") and name != "STARCHAT_TUI_BWRAP":
             monkeypatch.delenv(name)
     return home
 

@@ -195,17 +195,48 @@ def test_offline_message_without_hf_offline_fails_fast(starchat_cmd, cli_env):
     assert_one_line_error(result, 3, "the Hub cannot be reached", "-m PATH")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shrinks a pipe (F_SETPIPE_SZ) and reads /proc: Linux-only")
 def test_ctrl_c_stops_the_answer_and_exits_130(starchat_cmd, cli_env, random_model):
+    """The signal goes in while the answer is provably still being written: stdout is a one-page pipe
+    that this test leaves unread, the 900-token answer (about 8 KB) is longer than that, and the signal
+    waits until starchat-tui sits blocked writing into the full pipe, however loaded the machine is."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     process = subprocess.Popen(
         [*starchat_cmd, "-p", "talk", "-m", random_model, "-o", "max_new_tokens=900", "-o", "temperature=0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env,
+        stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE, env=cli_env,
     )
-    first = process.stdout.read(1)  # the answer has started streaming
-    assert first
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err.decode()
+    os.close(write_end)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and not _blocked_writing_a_pipe(process.pid):
+            time.sleep(0.05)
+        assert process.poll() is None, "the answer must still be streaming into the full pipe"
+        process.send_signal(signal.SIGINT)
+        with os.fdopen(read_end, "rb") as reader:
+            read_end = -1
+            out = reader.read()
+        err = process.stderr.read()
+        assert process.wait(timeout=60) == 130, err.decode()
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert out.strip(), "the partial answer is printed"
     assert b"Traceback" not in err
+
+
+def _blocked_writing_a_pipe(pid: int) -> bool:
+    """Whether the process's main thread sleeps in the kernel's pipe write (pipe_write, anon_pipe_write)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as handle:
+            return "pipe_write" in handle.read()
+    except OSError:
+        return False
 
 
 def test_settings_precedence_flag_env_file(starchat_cmd, cli_env, tiny_model, isolated_home):

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sandbox_snippets"))
-from outside import processes_matching, wait_gone  # noqa: E402
-
-from starchat_tui.sandbox import landlock  # noqa: E402
+from backends import params  # noqa: E402
+from outside import processes_matching  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox backends are Linux-only"),
@@ -33,13 +32,6 @@ def starchat(starchat_cmd, cli_env, *args: str, stdin: bytes | None = None, back
         [*starchat_cmd, *args], input=stdin, capture_output=True, env=env, timeout=90,
         stdin=None if stdin is not None else subprocess.DEVNULL, **kwargs,
     )
-
-
-def _skip_unless(backend: str) -> None:
-    if backend == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
-    if backend == "landlock" and landlock.abi_version() < 6:
-        pytest.skip("Landlock ABI 6+ is not available in this kernel")
 
 
 def test_run_prints_output_inert_and_exits_with_the_snippets_code(starchat_cmd, cli_env, tmp_path):
@@ -70,10 +62,11 @@ def test_run_times_out_with_124(starchat_cmd, cli_env):
     assert time.monotonic() - started < 15
 
 
-def test_run_lists_the_plots_it_captured(starchat_cmd, cli_env):
+@pytest.mark.parametrize("backend", params())
+def test_run_lists_the_plots_it_captured(starchat_cmd, cli_env, backend):
     pytest.importorskip("matplotlib")
     code = b"import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [1, 2])\nplt.show()\n"
-    done = starchat(starchat_cmd, cli_env, "run", "--timeout", "60", "-", stdin=code)
+    done = starchat(starchat_cmd, cli_env, "run", "--timeout", "60", "-", stdin=code, backend=backend)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.decode().splitlines() if line.startswith("starchat-tui: image: ")]
     assert len(lines) == 1, done.stderr
@@ -155,10 +148,9 @@ def test_run_usage_errors_exit_2_with_one_line(starchat_cmd, cli_env, args, stdi
     assert len(stderr.strip().splitlines()) == 1, stderr
 
 
-@pytest.mark.parametrize("backend", ["bwrap", "landlock"])
+@pytest.mark.parametrize("backend", params())
 def test_killing_the_app_mid_run_kills_the_snippet(starchat_cmd, cli_env, isolated_home, backend):
     """The supervisor outlives the app only long enough to sweep: nothing of the run survives it."""
-    _skip_unless(backend)
     code = (
         b"import os, time\n"
         b"for _ in range(5):\n"
@@ -200,18 +192,28 @@ def test_killing_the_app_mid_run_kills_the_snippet(starchat_cmd, cli_env, isolat
             app.wait()
 
 
-def test_ctrl_c_stops_the_run_and_exits_130(starchat_cmd, cli_env, isolated_home):
+@pytest.mark.parametrize("backend", params())
+def test_ctrl_c_stops_the_run_and_exits_130(starchat_cmd, cli_env, isolated_home, backend):
     code = b"import os, time\nif os.fork() == 0:\n    time.sleep(60)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    env = dict(cli_env, STARCHAT_TUI_SANDBOX_BACKEND=backend)
     pipe = subprocess.PIPE
-    app = subprocess.Popen([*starchat_cmd, "run", "--timeout", "60", "-"], stdin=pipe, stdout=pipe, stderr=pipe, env=cli_env)
+    app = subprocess.Popen([*starchat_cmd, "run", "--timeout", "60", "-"], stdin=pipe, stdout=pipe, stderr=pipe, env=env)
     try:
         app.stdin.write(code)
         app.stdin.close()
+        # "ready" comes from inside the run, which then sleeps for a minute: the signal lands mid-run.
         assert app.stdout.readline() == b"ready\n"
+        mine = [pid for pid in processes_matching("/runs/run-") if _under(pid, isolated_home, backend)]
+        assert len(mine) >= 2, "the snippet and its child must be running"
         app.send_signal(signal.SIGINT)
-        assert app.wait(timeout=10) == 130
+        # Bounded by the app's own grace periods (supervisor sweep 5 s, helper shutdown 2 s), with room
+        # for a loaded machine; an unloaded one takes a fraction of a second.
+        assert app.wait(timeout=30) == 130
         assert app.stderr.read().decode().strip() == "starchat-tui: interrupted"
-        assert wait_gone(str(isolated_home / "cache" / "sandbox" / "runs")) == []
+        deadline = time.monotonic() + 5
+        while [pid for pid in mine if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in mine if _alive(pid)] == [], "processes of the run outlived Ctrl+C"
     finally:
         if app.poll() is None:
             app.kill()
@@ -272,3 +274,34 @@ def test_doctor_reports_the_device(starchat_cmd, cli_env):
 
     assert data["device"]["torch"] == torch.__version__
     assert data["device"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("backend", params("landlock"))
+def test_without_a_mount_view_a_stand_in_python_says_why(starchat_cmd, cli_env, backend):
+    """Root without CAP_SYS_ADMIN (as in many containers) cannot give runs a private mount view. A python
+    the sandbox uid cannot reach is then replaced by the system one, and a missing module says why."""
+    if os.geteuid() != 0:
+        pytest.skip("snippets run as your own uid when you are not root: they always reach your python")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to drop CAP_SYS_ADMIN")
+    pytest.importorskip("matplotlib")
+    without_sys_admin = [setpriv, "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--"]
+    command = [*without_sys_admin, *starchat_cmd]
+    done = starchat(command, cli_env, "run", "-", stdin=b"import matplotlib\nprint('plots ok')\n", backend=backend)
+    doctor = starchat(command, cli_env, "doctor", "--no-device", "--json", backend=backend)
+    report = json.loads(doctor.stdout)["sandbox"]
+    from starchat_tui.sandbox.workdirs import executable_by
+
+    if executable_by(sys.executable, 65534, 65534):
+        # This interpreter sits where the sandbox uid reaches it: no stand-in, no note.
+        assert (done.returncode, done.stdout) == (0, b"plots ok\n"), done.stderr
+        assert report["python_note"] is None
+        return
+    stderr = done.stderr.decode()
+    assert done.returncode == 1 and "ModuleNotFoundError" in stderr, stderr
+    notes = [line for line in stderr.splitlines() if line.startswith("starchat-tui: ")]
+    assert len(notes) == 1, stderr
+    assert "stands in for" in notes[0] and "no private mount namespace" in notes[0]
+    assert "; install bubblewrap, or install starchat-tui with a Python outside /" in notes[0], notes[0]
+    assert report["python"] == "/usr/bin/python3" and "install bubblewrap" in report["python_note"]

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sandbox_snippets"))
+from backends import params  # noqa: E402
 from outside import Listener, processes_matching, wait_gone  # noqa: E402
 
 from starchat_tui.errors import UsageError  # noqa: E402
-from starchat_tui.sandbox import Limits, UnsafeRunRefused, landlock, probe_backend, run  # noqa: E402
+from starchat_tui.sandbox import Limits, UnsafeRunRefused, probe_backend, run  # noqa: E402
 from starchat_tui.sandbox.launcher import Zygote  # noqa: E402
 from starchat_tui.sandbox.workdirs import janitor, sandbox_home  # noqa: E402
 
@@ -29,16 +30,8 @@ pytestmark = [
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _skip_unless(backend: str) -> None:
-    if backend == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
-    if backend == "landlock" and landlock.abi_version() < 6:
-        pytest.skip("Landlock ABI 6+ is not available in this kernel")
-
-
-@pytest.fixture(params=["bwrap", "landlock"])
+@pytest.fixture(params=params())
 def backend(request, monkeypatch) -> str:
-    _skip_unless(request.param)
     monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", request.param)
     assert probe_backend().name == request.param
     return request.param
@@ -81,16 +74,28 @@ sys.exit(3)
     assert killed.exit_code == 128 + 9
 
 
-def test_processes_pools_work_under_bubblewrap(monkeypatch):
-    _skip_unless("bwrap")
-    monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "bwrap")
+def test_snippets_run_on_the_apps_own_python(backend):
+    """The packages the user installed for starchat-tui are the snippets' too, on every backend: as root
+    without bubblewrap the sandbox uid cannot enter /root, so a private mount view shows it the venv."""
+    result = run("import sys\nprint(sys.executable)\nprint(sys.prefix)")
+    assert result.stdout.splitlines() == [sys.executable, sys.prefix], result.stderr
+
+
+def test_process_pools_need_a_private_dev_shm(backend):
+    """Pools' semaphores live in /dev/shm: bubblewrap gives each run its own, so they work; Landlock has
+    only the host's, shared with every process there, so a snippet is kept out of it."""
+    before = set(os.listdir("/dev/shm"))
     code = (
         "from concurrent.futures import ProcessPoolExecutor\n"
         "with ProcessPoolExecutor(2) as pool:\n"
         "    print(sum(pool.map(abs, [-1, -2, 3])))"
     )
     result = run(code, timeout=30)
-    assert result.stdout == "6\n", result.stderr
+    if backend == "bwrap":
+        assert result.stdout == "6\n", result.stderr
+    else:
+        assert result.exit_code != 0 and "PermissionError" in result.stderr, result.stderr
+    assert set(os.listdir("/dev/shm")) - before == set()
 
 
 def test_shells_and_configured_languages(backend, isolated_home):
@@ -151,10 +156,8 @@ except OSError as error:
         shutil.rmtree(shared)
 
 
-def test_plots_are_captured_as_png_files(monkeypatch):
+def test_plots_are_captured_as_png_files(backend):
     pytest.importorskip("matplotlib")
-    _skip_unless("bwrap")
-    monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "bwrap")
     code = """
 import matplotlib.pyplot as plt
 plt.bar(["python", "rust"], [3, 2])
@@ -176,10 +179,8 @@ open("notes.txt", "w").write("not an image")
     assert sorted(path.name for path in result.workdir.iterdir()) == ["plot-1.png", "plot-2.png", "scatter.png"]
 
 
-def test_plots_in_a_persistent_work_dir_do_not_overwrite(monkeypatch, tmp_path):
+def test_plots_in_a_persistent_work_dir_do_not_overwrite(backend, tmp_path):
     pytest.importorskip("matplotlib")
-    _skip_unless("bwrap")
-    monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "bwrap")
     workdir = _workdir(tmp_path)
     try:
         code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
@@ -229,6 +230,7 @@ def test_no_safe_sandbox_means_no_run_unless_confirmed(monkeypatch, tmp_path):
 
 def test_a_pinned_backend_that_does_not_work_is_reported_not_replaced(monkeypatch):
     monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "bwrap")
+    monkeypatch.delenv("STARCHAT_TUI_BWRAP", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     probe_backend.cache_clear()
     try:
@@ -343,10 +345,9 @@ def test_network_is_there_only_when_asked_for(backend):
         listener.close()
 
 
-def test_orphans_are_reparented_to_the_run_supervisor(monkeypatch):
-    """Without a pid namespace (Landlock) an orphan's new parent is visible: it must be our supervisor."""
-    _skip_unless("landlock")
-    monkeypatch.setenv("STARCHAT_TUI_SANDBOX_BACKEND", "landlock")
+def test_orphans_are_reparented_inside_the_run(backend):
+    """An orphan's new parent must belong to the run: the sandbox's own init in bubblewrap's pid namespace
+    (pid 1 there), or, without a pid namespace (Landlock), our supervisor."""
     parents: list[str] = []
     seen = []
 
@@ -355,7 +356,8 @@ def test_orphans_are_reparented_to_the_run_supervisor(monkeypatch):
         line = "".join(seen)
         if line.startswith("parent") and line.endswith("\n") and not parents:
             pid = int(line.split()[1])  # read while the orphan, and so its new parent, is alive
-            parents.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+            parents.append("pid 1 of the sandbox" if backend == "bwrap" and pid == 1 else
+                           Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
 
     code = """
 import os, time
@@ -370,7 +372,8 @@ time.sleep(1)
 """
     result = run(code, on_output=on_output)
     assert result.exit_code == 0, result.stderr
-    assert parents and "supervisor.py" in parents[0], parents
+    expected = "pid 1 of the sandbox" if backend == "bwrap" else "supervisor.py"
+    assert parents and expected in parents[0], parents
 
 
 def test_the_zygote_leaves_no_zombies(backend):

@@ -64,13 +64,16 @@ def sandbox_report(section: dict[str, Any]) -> dict[str, Any]:
     }
     from ..sandbox.runner import interpreter_for
 
+    stand_in = None
     try:
-        python = interpreter_for(languages.resolve("python", section), info).command[0]
+        lang = interpreter_for(languages.resolve("python", section), info)
     except Exception as error:  # noqa: BLE001 - a broken [sandbox] python is worth reporting, not crashing on
         python, plots = None, f"no python for snippets: {error}"
     else:
+        python, stand_in = lang.command[0], lang.stand_in
         plots = _plot_support(python)
     report["python"] = python
+    report["python_note"] = stand_in
     report["plots"] = plots
     return report
 
@@ -123,6 +126,8 @@ def _print_text(sandbox: dict[str, Any], device: dict[str, Any] | None, config_p
         print(f"  {'tried' if index == 0 else '':<9} {step}")
     print(f"  runs as   {sandbox['runs_as']}")
     print(f"  python    {sandbox['python'] or '-'}")
+    if sandbox.get("python_note"):
+        print(f"  problem   {sandbox['python_note']}")
     print(f"  plots     {sandbox['plots']}")
     print(f"  languages {', '.join(sandbox['languages'])}")
     if device is not None:

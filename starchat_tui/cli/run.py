@@ -106,6 +106,8 @@ def run_snippet(args: argparse.Namespace) -> int:
         return result.exit_code
     if result.stopped:
         say(result.stopped)
+    if result.note:
+        say(result.note)
     for image in result.images:
         say(f"image: {image}")
     return result.exit_code

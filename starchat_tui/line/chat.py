@@ -277,8 +277,9 @@ class LineChat:
             self.out.write(make_inert(result.stdout.rstrip("\n")) + "\n")
         if result.stderr:
             self.err.write(make_inert(result.stderr.rstrip("\n")) + "\n")
-        if result.stopped:
-            self.warn(f"note: {result.stopped}")
+        for why in (result.stopped, result.note):
+            if why:
+                self.warn(f"note: {why}")
         for image in result.images:
             self.say(f"image: {image}")
 

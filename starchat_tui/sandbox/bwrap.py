@@ -30,10 +30,16 @@ ETC = (
 )
 ETC_NETWORK = ("resolv.conf", "hosts", "host.conf", "gai.conf", "services", "protocols")
 TOP_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# "off" hides an installed bubblewrap (CI runs the sandbox tests once that way, for the fallback); a
+# path picks that bwrap program.
+ENV_BWRAP = "STARCHAT_TUI_BWRAP"
 
 
 def find_bwrap() -> str | None:
-    return shutil.which("bwrap")
+    chosen = os.environ.get(ENV_BWRAP, "").strip()
+    if chosen.lower() == "off":
+        return None
+    return shutil.which(chosen or "bwrap")
 
 
 def find_setpriv() -> str | None:

@@ -38,6 +38,7 @@ class Language:
     name: str
     command: tuple[str, ...]
     suffix: str
+    stand_in: str | None = None  # why another interpreter than the one asked for runs it, with the fix
 
     @property
     def is_python(self) -> bool:

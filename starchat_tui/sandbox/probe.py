@@ -44,6 +44,10 @@ class BackendInfo:
     gid: int | None = None
     bwrap: str | None = None
     tried: tuple[str, ...] = field(default_factory=tuple)
+    # Root without bubblewrap: whether a private mount view can show the sandbox uid folders it cannot
+    # enter (pyenv, a venv under /root); when it cannot, ``view_problem`` says why.
+    mount_view: bool = False
+    view_problem: str | None = None
 
     @property
     def privileged(self) -> bool:
@@ -124,7 +128,9 @@ def _probe(requested: str, uid: int | None, gid: int | None) -> BackendInfo:
 
     if requested in ("auto", "bwrap"):
         path = bwrap.find_bwrap()
-        if path is None:
+        if path is None and os.environ.get(bwrap.ENV_BWRAP, "").strip().lower() == "off":
+            problem = f"hidden by {bwrap.ENV_BWRAP}=off"
+        elif path is None:
             problem = f"not installed: {BWRAP_HELP}"
         else:
             problem = bwrap.probe(path, privileged=uid is not None, uid=uid, gid=gid, seccomp_filter=filter_bytes)
@@ -144,17 +150,19 @@ def _probe(requested: str, uid: int | None, gid: int | None) -> BackendInfo:
     abi = landlock.abi_version()
     bwrap_problem = f" (bubblewrap unavailable: {tried[0].split(': ', 1)[1]})" if tried else ""
     if abi >= 1 and has_seccomp:
+        view = _mount_view(uid)
         if abi >= 6:
             tried.append(f"landlock: ok (ABI {abi}, seccomp)")
             return BackendInfo(
                 "landlock", f"Landlock ABI {abi} + seccomp{bwrap_problem}{as_whom}", True,
-                seccomp=True, landlock_abi=abi, tried=tuple(tried), **identity,
+                seccomp=True, landlock_abi=abi, tried=tuple(tried), **identity, **view,
             )
         # ABI 1-5 still fences files (and TCP from 4) but cannot stop signals to the app's processes.
         tried.append(f"landlock: partial (ABI {abi}; needs 6, Linux 6.12+, to stop signals to other processes)")
         return BackendInfo(
             "landlock", f"partial sandbox: Landlock ABI {abi} + seccomp cannot stop a snippet signalling your "
-            f"other processes{bwrap_problem}", False, seccomp=True, landlock_abi=abi, tried=tuple(tried), **identity,
+            f"other processes{bwrap_problem}", False, seccomp=True, landlock_abi=abi, tried=tuple(tried),
+            **identity, **view,
         )
     if abi == 0:
         tried.append("landlock: not enabled in this kernel (needs Linux 5.13+ with landlock in the lsm= list)")
@@ -164,6 +172,27 @@ def _probe(requested: str, uid: int | None, gid: int | None) -> BackendInfo:
         "none", f"no working sandbox: {'; '.join(tried)}", False,
         seccomp=has_seccomp, landlock_abi=abi, tried=tuple(tried), **identity,
     )
+
+
+def _mount_view(uid: int | None) -> dict:
+    """Whether runs as the sandbox uid can get a private mount view (see mounts.py): asked of a fresh
+    process, since the app has threads and unshare() wants a clean one."""
+    if uid is None:
+        return {}
+    import subprocess
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mounts.py")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", script, "--probe"], stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=20, env={}, cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"view_problem": f"the mount-namespace check did not run ({error})"}
+    if done.returncode == 0:
+        return {"mount_view": True}
+    why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    return {"view_problem": f"no private mount namespace for runs ({why[-1] if why else 'refused'})"}
 
 
 probe_backend.cache_clear = _probe.cache_clear  # type: ignore[attr-defined]

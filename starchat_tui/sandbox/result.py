@@ -18,7 +18,8 @@ class Result:
     shell: the snippet's status, 128 + N when signal N killed it, 124 when it timed out. ``stopped``
     says in words why the sandbox ended the run early (timeout, output cap, memory, disk, cancel), or is
     None. ``images`` are the PNG/JPEG/GIF files the run created or changed at the top of ``workdir``:
-    ``plt.show()`` and figures left open are saved there as ``plot-N.png``.
+    ``plt.show()`` and figures left open are saved there as ``plot-N.png``. ``note`` explains a failure
+    that comes from the machine rather than the snippet (a stand-in interpreter without the user's packages).
     """
 
     stdout: str
@@ -32,6 +33,7 @@ class Result:
     workdir: Path | None = None
     stopped: str | None = None
     language: str = "python"
+    note: str | None = None  # one line on why the run could not be what the user expected, and the fix
 
     @property
     def ok(self) -> bool:
@@ -50,4 +52,5 @@ class Result:
             "workdir": str(self.workdir) if self.workdir else None,
             "stopped": self.stopped,
             "language": self.language,
+            "note": self.note,
         }

@@ -87,17 +87,36 @@ def interpreter_for(lang: languages.Language, info: BackendInfo) -> languages.La
     """The language as this backend will really run it.
 
     As root without bubblewrap, snippets run as the sandbox uid and must exec the interpreter
-    themselves: a python under /root is out of their reach, so the system python stands in.
+    themselves. A python under /root is out of that uid's reach, so a private mount view shows it
+    (mounts.py). Where the machine allows no view, the system python stands in, and the result says
+    why when the snippet then misses a module.
     """
-    if info.uid is None or info.name == "bwrap" or workdirs.executable_by(lang.command[0], info.uid, info.gid):
+    if info.uid is None or info.name == "bwrap" or info.mount_view:
         return lang
-    if lang.is_python and workdirs.executable_by("/usr/bin/python3", info.uid, info.gid):
-        return languages.Language(lang.name, ("/usr/bin/python3", *lang.command[1:]), lang.suffix)
-    raise UsageError(
-        f"{lang.command[0]}: uid {info.uid} cannot run it (snippets run as uid {info.uid} because starchat-tui "
-        "runs as root, and without bubblewrap that uid must reach the interpreter itself); install "
-        "bubblewrap or use an interpreter outside /root"
+    if workdirs.executable_by(lang.command[0], info.uid, info.gid):
+        return lang
+    cover = _blocking_folder(lang.command[0], info)
+    why = (
+        f"uid {info.uid} cannot enter {cover} (snippets run as uid {info.uid} because starchat-tui runs as root)"
+        f" and {info.view_problem or 'there is no private mount view without bubblewrap'}"
     )
+    fix = f"install bubblewrap, or install starchat-tui with a Python outside {cover}"
+    if lang.is_python and workdirs.executable_by("/usr/bin/python3", info.uid, info.gid):
+        return languages.Language(
+            lang.name, ("/usr/bin/python3", *lang.command[1:]), lang.suffix,
+            stand_in=f"/usr/bin/python3 stands in for {lang.command[0]}, without its packages: {why}; {fix}",
+        )
+    raise UsageError(f"{lang.command[0]}: {why}; {fix}")
+
+
+def _blocking_folder(program: str, info: BackendInfo) -> str:
+    from . import mounts
+
+    for path in (program, os.path.realpath(program)):
+        cover = mounts.blocking_folder(path, info.uid, info.gid)
+        if cover is not None:
+            return cover
+    return os.path.dirname(os.path.realpath(program))
 
 
 @dataclass
@@ -234,6 +253,10 @@ def _spec(layout: _Layout, lang, info: BackendInfo, limits: Limits, timeout: flo
             spec["command"] = bwrap.drop_privileges(bwrap.find_setpriv(), uid, gid) + command
         return spec
     spec["uid"], spec["gid"] = uid, gid
+    if uid is not None and info.mount_view:
+        from . import mounts
+
+        spec["views"] = mounts.plan([*roots, os.path.dirname(os.path.abspath(lang.command[0]))], uid, gid)
     if info.name == "landlock":
         from . import landlock
 
@@ -259,6 +282,8 @@ def _result(outcome: Outcome, layout: _Layout, before, info: BackendInfo, lang, 
     if status.get("error"):
         raise SandboxError(f"could not start the snippet: {status['error']}")
     timed_out = status.get("stopped") == "timeout" and not outcome.truncated
+    # A stand-in python misses the packages the user installed: say why at the failure that shows it.
+    note = lang.stand_in if lang.stand_in and "ModuleNotFoundError" in stderr else None
     code = status.get("code")
     if timed_out:
         code = TIMEOUT_EXIT_CODE
@@ -276,6 +301,7 @@ def _result(outcome: Outcome, layout: _Layout, before, info: BackendInfo, lang, 
         workdir=layout.work,
         stopped=_stopped_text(status.get("stopped"), timeout, limits, outcome),
         language=lang.name,
+        note=note,
     )
 
 

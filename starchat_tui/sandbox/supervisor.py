@@ -164,6 +164,10 @@ def child(spec, supervisor, ruleset, seccomp_fd, bwrap_status_fd):
         set_limit(resource, which, value)
     if spec.get("nproc") is not None and hasattr(resource, "RLIMIT_NPROC"):
         set_limit(resource, resource.RLIMIT_NPROC, tasks_of(spec["count_uid"]) + spec["nproc"])
+    if spec.get("views"):
+        import mounts
+
+        mounts.apply(spec["views"])
     if spec.get("uid") is not None:
         os.setgroups([])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
@@ -176,6 +180,9 @@ def child(spec, supervisor, ruleset, seccomp_fd, bwrap_status_fd):
     else:
         os.setpgid(0, 0)
     argv = list(spec["command"])
+    if spec.get("views") and not os.access(argv[0], os.X_OK):
+        # A folder inside the interpreter's own tree that the sandbox uid cannot enter: say which program.
+        raise PermissionError(f"uid {os.getuid()} cannot run {argv[0]} even through the mount view; install bubblewrap")
     if spec["backend"] == "bwrap":
         extra = []
         if seccomp_fd is not None:
@@ -425,6 +432,7 @@ def serve(sock_fd):
     if _LINUX:
         prctl(_PR_GET_DUMPABLE, 0)  # a harmless call that loads ctypes and libc now, not in every run
         import landlock  # noqa: F401
+        import mounts  # noqa: F401
         import resource  # noqa: F401
         import seccomp  # noqa: F401
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, StarchatError
 
@@ -47,5 +48,29 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def end_rank(code: int) -> NoReturn:
+    """End this rank with ``code``, skipping the interpreter's teardown.
+
+    After ZeRO-3, DeepSpeed still holds its gloo process groups (``deepspeed.utils.groups``, the
+    ``zero.Init`` context, every parameter's ``ds_process_group``), so ``destroy_process_group()`` cannot
+    free them, and their C++ threads (``pt_gloo_runloop``, ``gloo_tcp_loop``) keep running while Python
+    and then the C++ runtime tear down around them. On a loaded machine that can abort a rank that has
+    already saved the model ("terminate called without an active exception"), and the run exits 1.
+    Everything worth keeping is written by now; the atexit handlers (loggers such as W&B flush there)
+    still run, and so does the flush of our own output.
+    """
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    end_rank(main())

@@ -78,6 +78,9 @@ class ToolResult(Vertical):
             yield Static(Content(make_inert(result.stderr.rstrip("\n"))), classes="stderr")
         if not result.stdout and not result.stderr:
             yield Static("(no output)", classes="stdout -empty")
+        for why in (result.stopped, result.note):
+            if why:
+                yield Static(why, classes="stderr", markup=False)
         for index, image in enumerate(result.images or []):
             yield Static(
                 Content.assemble(f"image {Path(image).name}  ", Content.from_markup(f"[@click=open_image({index})]open[/]")),
