@@ -26,8 +26,11 @@ AREA = "training"
 DIALOGUES = 200
 MAX_LENGTH = 512
 BATCH = 4
-WORDS = ("def return value list sort the items of a for in range print x y self class import len "
-         "error index key dict string number loop while if else true false none file open read").split()
+WORDS = [
+    "def", "return", "value", "list", "sort", "the", "items", "of", "a", "for", "in", "range", "print", "x",
+    "y", "self", "class", "import", "len", "error", "index", "key", "dict", "string", "number", "loop",
+    "while", "if", "else", "true", "false", "none", "file", "open", "read",
+]
 
 
 def make_dialogues(seed: int = 0) -> list[list[dict]]:

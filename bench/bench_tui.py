@@ -246,8 +246,8 @@ async def stream_code_block(tokens: list[str], rate: float, stock_fence: bool) -
 
     from starchat_tui.config import load_settings
     from starchat_tui.store import SessionStore
-    from starchat_tui.ui.launch import build_app
     from starchat_tui.ui.feeder import StreamFeeder, TokenBuffer
+    from starchat_tui.ui.launch import build_app
     from starchat_tui.ui.widgets.answer import AnswerMarkdown, AssistantMessage
 
     ours = AnswerMarkdown.BLOCKS

@@ -129,7 +129,7 @@ def test_launch_commands(tmp_path):
     hostfile.write_text("node1 slots=8\nnode2 slots=8\n")
     command = deepspeed_command(LaunchOptions(hostfile=str(hostfile), nnodes=2), invocation.config)
     assert command[1:5] == ["-m", "deepspeed.launcher.runner", "--hostfile", str(hostfile)]
-    assert ["--num_nodes", "2"] == command[5:7]
+    assert command[5:7] == ["--num_nodes", "2"]
     assert command[-4:-1] == ["--module", "starchat_tui.training.rank", "--resolved"]
 
 

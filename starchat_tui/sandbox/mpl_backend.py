@@ -33,7 +33,7 @@ def _save(figure):
     while True:
         path = os.path.join(_PLOT_DIR, f"plot-{number}.png")
         try:
-            handle = open(path, "xb")
+            handle = open(path, "xb")  # noqa: SIM115 - "x" is the test for a free name; the with below closes it
         except FileExistsError:
             number += 1
             continue

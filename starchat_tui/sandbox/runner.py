@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import UsageError
 from . import bwrap, languages, plots, workdirs
 from .errors import SandboxError, UnsafeRunRefused
-from .launcher import OutputCallback, Outcome, launch
+from .launcher import Outcome, OutputCallback, launch
 from .limits import Limits, MiB
 from .probe import BackendInfo, probe_backend
 from .result import TIMEOUT_EXIT_CODE, Result

@@ -431,9 +431,10 @@ def serve(sock_fd):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if _LINUX:
         prctl(_PR_GET_DUMPABLE, 0)  # a harmless call that loads ctypes and libc now, not in every run
+        import resource  # noqa: F401
+
         import landlock  # noqa: F401
         import mounts  # noqa: F401
-        import resource  # noqa: F401
         import seccomp  # noqa: F401
 
     sock = socket.socket(fileno=sock_fd)

@@ -58,12 +58,12 @@ def prepare(deepspeed: bool) -> dict:
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     _single_process_env()
     import deepspeed as ds
-    from accelerate import PartialState
-    from accelerate.utils import DistributedType
 
     # DeepSpeed would otherwise compile a shared-memory all-reduce kernel on first use (tens of seconds,
     # and a C++ toolchain); it only speeds up inference all-reduce, never ZeRO training collectives.
     import deepspeed.ops
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     if not torch.distributed.is_initialized():

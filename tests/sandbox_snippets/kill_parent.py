@@ -2,7 +2,7 @@
 import os
 import signal
 
-for pid in [os.getppid(), *(int(pid) for pid in "@PIDS@".split(","))]:
+for pid in [os.getppid(), *(int(pid) for pid in ["@PIDS@"])]:
     try:
         os.kill(pid, signal.SIGKILL)
         print("killed", pid)
