@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from starchat_tui.training.config import LaunchOptions, parse_invocation
-from starchat_tui.training.launcher import deepspeed_command, needs_launcher, torchrun_args, worker_environment
+from starchat_tui.training.spawn_ranks import deepspeed_command, needs_launcher, torchrun_args, worker_environment
 
 PING = [{"role": "user", "content": "ping"}, {"role": "assistant", "content": "pong! The server is up."}]
 

@@ -1,4 +1,4 @@
-"""The process that trains: one per rank, started by :mod:`starchat_tui.training.launcher`.
+"""The process that trains: one per rank, started by :mod:`starchat_tui.training.spawn_ranks`.
 
 It also runs under a launcher of the user's choosing, with the same arguments as ``starchat-tui
 train``::
