@@ -67,8 +67,8 @@ class Train(Command):
 
 def train(argv: list[str], *, debug: bool = False) -> int:
     from ..training.config import parse_invocation
-    from ..training.spawn_ranks import launch, needs_launcher
     from ..training.progress import ProgressPrinter
+    from ..training.spawn_ranks import launch, needs_launcher
     from ..training.trainer import load_split, quiet_libraries, run_training
 
     quiet_libraries()
