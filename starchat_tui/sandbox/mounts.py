@@ -52,7 +52,9 @@ def _mount(source, target, fstype, flags, data=None):
     )
 
 
-def _searchable(info, uid, gid):
+def searchable(info, uid, gid):
+    """Whether uid (in group gid) may enter a folder with this stat: the one permission rule the
+    sandbox needs, shared by the mount view and the work-folder checks."""
     if info.st_uid == uid:
         bit = stat.S_IXUSR
     elif info.st_gid == gid:
@@ -76,7 +78,7 @@ def blocking_folder(path, uid, gid):
             info = os.stat(folder)
         except OSError:
             return None
-        if not _searchable(info, uid, gid):
+        if not searchable(info, uid, gid):
             return folder
     return None
 

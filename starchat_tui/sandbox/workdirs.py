@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .errors import WorkdirUnusable
+from .mounts import searchable
 
 KEEP_RUNS = 50
 
@@ -38,13 +39,7 @@ def reachable(path: Path, uid: int, gid: int) -> bool:
             info = folder.stat()
         except OSError:
             return False
-        if info.st_uid == uid:
-            bit = stat.S_IXUSR
-        elif info.st_gid == gid:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not info.st_mode & bit:
+        if not searchable(info, uid, gid):
             return False
     return True
 
