@@ -186,7 +186,8 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
 
     async def show_chat_now(self, chat: ChatSession, note: str = "") -> None:
         """Show ``chat`` from scratch (at start, after opening, forking or clearing)."""
-        chat.attachments = self.chat.attachments if chat is not self.chat else chat.attachments
+        if chat is not self.chat:  # attachments waiting to be sent go with the user to the new chat
+            chat.attachments = self.chat.attachments
         self.chat = chat
         factories: list[Callable[[], Widget]] = []
         self._entry_of = []
