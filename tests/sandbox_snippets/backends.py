@@ -26,6 +26,7 @@ def _verdicts() -> dict[str, str | None]:
     verdicts: dict[str, str | None] = {}
     for name in BACKENDS:
         info = _probe(name, uid, gid)
+        # unsafe: Landlock before ABI 6 cannot stop a snippet signalling the app
         if info.name != name or not info.safe:
             verdicts[name] = info.reason
         else:

@@ -2,7 +2,9 @@
 import os
 import signal
 
-for pid in [os.getppid(), *(int(pid) for pid in ["@PIDS@"])]:
+APP_PIDS = "@PIDS@"  # the test fills in "pid, pid"
+
+for pid in [os.getppid(), *(int(pid) for pid in APP_PIDS.split(","))]:
     try:
         os.kill(pid, signal.SIGKILL)
         print("killed", pid)
