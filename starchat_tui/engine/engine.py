@@ -56,6 +56,7 @@ class Engine:
         self.dtype = str(model.dtype).removeprefix("torch.")
         self.stats = GenerationStats()
         self.warnings: list[str] = []
+        self.concurrent_streams = 1  # one KV cache, one reply at a time
         self._cache = PrefixCache(model)
         self._cancel = threading.Event()
         self._busy = threading.Lock()

@@ -93,6 +93,7 @@ class EngineProcess:
         self._renderer: PromptRenderer | None = None
         self.stats = GenerationStats()
         self.warnings: list[str] = []
+        self.concurrent_streams = 1  # one KV cache, one reply at a time
         self._reader = threading.Thread(target=self._read, name="starchat-engine-reader", daemon=True)
         self._reader.start()
 

@@ -41,6 +41,9 @@ class ChatEngine(Protocol):
     dtype: str
     stats: GenerationStats  # of the last reply
     warnings: list[str]  # about the last reply: turns left out of the context, and the like
+    # How many stream() calls may run at once, each on its own conversation: 1 for a model in this machine's
+    # memory (one KV cache), more for a server that batches requests (evaluation keeps that many in flight).
+    concurrent_streams: int
 
     @property
     def renderer(self) -> PromptRenderer:
