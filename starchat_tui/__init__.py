@@ -13,18 +13,32 @@ __version__ = "0.1.0"
 __all__ = ["Conversation", "Engine", "load_engine", "__version__"]
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .chat.conversation import Conversation
     from .engine import Engine
+    from .engine.protocol import ChatEngine
 
 
-def load_engine(model: str | None = None, **options: Any) -> Engine:
-    """Load ``model`` (a Hub id, a local folder, or "demo") into an Engine; ``options`` are
-    :func:`starchat_tui.engine.load_engine`'s. "demo", the default, is the offline demo model, built on first use."""
+def load_engine(model: str | None = None, *, endpoints: Mapping[str, Any] | None = None, api: str | None = None,
+                **options: Any) -> ChatEngine:
+    """Load ``model`` (a Hub id, a local folder, or "demo") into an Engine, or connect to the server it names
+    (a URL, or one of ``endpoints``, config.toml's [endpoints] tables; ``api`` says how to talk to it).
+
+    ``options`` are :func:`starchat_tui.engine.load_engine`'s. "demo", the default, is the offline demo model,
+    built on first use."""
     from .config import DEMO_MODEL
+    from .engine.endpoints import remote_target
+
+    name = model or DEMO_MODEL
+    target = remote_target(name, endpoints, api)
+    if target is not None:
+        from .engine.remote import connect
+
+        return connect(target, options.get("progress"))
     from .demo import resolve_model
     from .engine import load_engine as load
 
-    name = model or DEMO_MODEL
     return load(resolve_model(name, options.get("progress")), **{"name": name, **options})
 
 

@@ -65,6 +65,7 @@ class Settings:
     dtype: str = "auto"
     quantize: str | None = None
     trust_remote_code: bool = False
+    api: str = "auto"  # how to talk to a server: auto, chat or completions
     theme: str = "starchat-dark"
     generation: dict[str, Any] = field(default_factory=dict)
     # Sections that other parts of the app own (keys, ui, sandbox ...), kept as the file has them.

@@ -94,3 +94,20 @@ def _gone(pid: int, within: float = 10.0) -> bool:
 def process_gone():
     """``process_gone(pid)``: whether that process ends within 10 s (it is reaped if it is our child)."""
     return _gone
+
+
+@pytest.fixture
+def terminal_factory(tmp_path, cli_env):
+    """``terminal_factory(command)``: a real terminal (tmux) running ``command``, closed after the test."""
+    from terminal import Terminal
+
+    opened: list[Terminal] = []
+
+    def start(command: str) -> Terminal:
+        terminal = Terminal(tmp_path / "tmux.sock", command, cli_env)
+        opened.append(terminal)
+        return terminal
+
+    yield start
+    for terminal in opened:
+        terminal.close()

@@ -648,7 +648,8 @@ async def test_running_a_block_asks_first_shows_the_output_and_one_key_sends_it_
         screen.prompt.text = "/run 1"
         await pilot.press("enter")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "RunCodeScreen", what="the run question")
-        assert "print(1 / 0)" in screen_text(app)  # the code is shown before anything runs
+        # The code is shown before anything runs.
+        await wait_until(pilot, lambda: "print(1 / 0)" in screen_text(app), what="the code in the run question")
         await pilot.press("escape")  # skip: nothing runs
         await wait_until(pilot, lambda: app.screen is screen, what="the question to close")
         assert not screen.transcript.query(ToolResult)

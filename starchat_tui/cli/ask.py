@@ -97,6 +97,22 @@ def answer(settings: Settings, instruction: str, attachments: list[Attachment], 
     chat.resolved_options()  # a bad setting is a usage error before any model loads
     chat.attachments = list(attachments)
     if dry_run:
+        from ..engine.endpoints import remote_target
+
+        target = remote_target(settings.model, settings.section("endpoints"), settings.api)
+        if target is not None:
+            from ..engine.remote import connect
+
+            # A server's request is what it sees: connect to learn its model, API and context, then print it.
+            server = connect(target, say)
+            content, cuts = chat.compose(server.renderer, instruction)
+            for cut in cuts:
+                say(cut)
+            chat.add_user(content)
+            json.dump(server.request(chat.conversation, **chat.resolved_options()), sys.stdout, indent=2)
+            print()
+            server.close()
+            return EXIT_OK
         from ..demo import resolve_model
         from ..engine.loading import load_prompt_renderer
 

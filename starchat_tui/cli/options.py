@@ -47,7 +47,11 @@ def debug_flag() -> argparse.ArgumentParser:
 def add_model_flags(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
     """Flags that choose and drive the model; every command that loads one takes all of them."""
     group = parser.add_argument_group("model")
-    group.add_argument("-m", "--model", help="a Hub id or a local folder (default: the offline demo model)")
+    group.add_argument(
+        "-m", "--model",
+        help="a Hub id, a local folder, a server (http://HOST:PORT/v1, or URL#MODEL to pick one of its models) or an "
+             "endpoint named in config.toml (default: the offline demo model)",
+    )
     group.add_argument("-s", "--system", help="the system message")
     group.add_argument(
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -56,6 +60,9 @@ def add_model_flags(parser: argparse.ArgumentParser, *, dry_run: bool = True) ->
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     group.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
     group.add_argument("--quantize", choices=["8bit", "4bit"], help="load weights quantised (needs bitsandbytes and CUDA)")
+    group.add_argument("--api", choices=["auto", "chat", "completions"],
+                       help="with a server: chat lets it apply the model's template, completions sends our own "
+                            "rendering (auto: completions for StarChat models)")
     group.add_argument("--trust-remote-code", action="store_true", default=None, help="run code shipped with the model")
     if dry_run:
         group.add_argument("--dry-run", action="store_true", help="print the exact prompt the model would see, then exit")
@@ -72,16 +79,19 @@ def settings_from_args(args: argparse.Namespace):
         "dtype": args.dtype,
         "quantize": args.quantize,
         "trust_remote_code": args.trust_remote_code,
+        "api": args.api,
         "generation": parse_options(args.option),
     }
     return load_settings(flags)
 
 
 def load_model(settings: Any, model: str | None = None, progress=say):
-    """Load ``model`` (default: the settings' model) as the settings say; "demo" is found or built first."""
+    """Load ``model`` (default: the settings' model) as the settings say, or connect to the server it names;
+    "demo" is found or built first."""
     from .. import load_engine
 
     return load_engine(
         model or settings.model, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
-        trust_remote_code=settings.trust_remote_code, progress=progress,
+        trust_remote_code=settings.trust_remote_code, progress=progress, endpoints=settings.section("endpoints"),
+        api=settings.api,
     )

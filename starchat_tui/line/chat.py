@@ -71,14 +71,14 @@ class LineChat:
         def load(progress: Callable[[str], None]) -> ChatEngine:
             from transformers.utils import logging as transformers_logging
 
-            from ..demo import resolve_model
-            from ..engine import load_engine
+            from .. import load_engine
 
             # Progress bars drawn from this thread would scribble over the prompt; the toolbar shows the steps.
             transformers_logging.disable_progress_bar()
             return load_engine(
-                resolve_model(name, progress), name=name, device=settings.device, dtype=settings.dtype,
-                quantize=settings.quantize, trust_remote_code=settings.trust_remote_code, progress=progress,
+                name, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
+                trust_remote_code=settings.trust_remote_code, progress=progress,
+                endpoints=settings.section("endpoints"), api=settings.api,
             )
 
         self.loader = EngineLoader(load)

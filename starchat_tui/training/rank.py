@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except StarchatError as error:
         if debug:
             traceback.print_exc()
-        if rank == 0:  # every rank hits the same problem; say it once
+        if first_to_report(str(error)):  # every rank hits the same problem; say it once
             print(f"starchat-tui: error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
     except KeyboardInterrupt:
@@ -46,6 +46,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starchat-tui: internal error on rank {rank}: {type(error).__name__}: {error} "
               "(rerun with --debug for the traceback)", file=sys.stderr, flush=True)
         return EXIT_INTERNAL
+
+
+def first_to_report(message: str) -> bool:
+    """Whether this rank is the first on its machine to report ``message``.
+
+    Not simply rank 0: the launcher stops the other ranks as soon as one fails, so when another rank
+    gets there first, rank 0 is killed before it can say anything.
+    """
+    import hashlib
+    import tempfile
+
+    run = os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("MASTER_PORT")
+    if not run:  # not under a launcher: the only rank
+        return True
+    digest = hashlib.sha256(f"{run}:{message}".encode()).hexdigest()[:16]
+    try:
+        os.close(os.open(os.path.join(tempfile.gettempdir(), f"starchat-tui-rank-error-{digest}"),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:  # no usable temp folder: saying it twice beats not at all
+        return True
+    return True
 
 
 def end_rank(code: int) -> NoReturn:

@@ -7,7 +7,7 @@ hears about each loading step, and the user can type (and even send) meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -114,21 +114,16 @@ class StarchatApp(App[int]):
                 pass
 
         try:
-            from ..demo import resolve_model
-            from ..engine.process import spawn_engine_process
+            from ..engine.endpoints import remote_target
 
-            settings = self.settings
-            engine = self._loading_engine = spawn_engine_process()
-            try:
+            target = remote_target(name, self.settings.section("endpoints"), self.settings.api)
+            if target is not None:
+                from ..engine.remote import connect
+
                 self._warm_up()
-                engine.load(resolve_model(name, progress), progress, name=name, device=settings.device,
-                            dtype=settings.dtype, quantize=settings.quantize,
-                            trust_remote_code=settings.trust_remote_code)
-            except BaseException:
-                engine.close()
-                raise
-            finally:
-                self._loading_engine = None
+                engine: ChatEngine = connect(target, progress)
+            else:
+                engine = self._load_in_process(name, progress)
         except StarchatError as error:
             self.call_from_thread(self._load_failed, str(error))
         except Exception as error:  # an unexpected failure is still shown, never a crash
@@ -138,6 +133,24 @@ class StarchatApp(App[int]):
                 self.call_from_thread(self._loaded, engine)
             except RuntimeError:  # the app closed while the model loaded: nobody will use this engine
                 engine.close()
+
+    def _load_in_process(self, name: str, progress: Callable[[str], None]) -> ChatEngine:
+        """A local model loads in an engine process of its own, so the UI never waits on torch."""
+        from ..demo import resolve_model
+        from ..engine.process import spawn_engine_process
+
+        settings = self.settings
+        engine = self._loading_engine = spawn_engine_process()
+        try:
+            self._warm_up()
+            engine.load(resolve_model(name, progress), progress, name=name, device=settings.device,
+                        dtype=settings.dtype, quantize=settings.quantize, trust_remote_code=settings.trust_remote_code)
+        except BaseException:
+            engine.close()
+            raise
+        finally:
+            self._loading_engine = None
+        return engine
 
     @staticmethod
     def _warm_up() -> None:
