@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import httpx
@@ -236,3 +237,49 @@ def test_the_tui_in_a_terminal_answers_through_the_server_and_the_key_is_written
     for path in isolated_home.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_the_context_comes_from_the_model_list_and_a_long_history_is_fitted_never_overflowed():
+    # vLLM reports max_model_len; with no tokenize route and no local tokenizer, counting falls back to bytes.
+    listing = {"object": "list", "data": [{"id": "org/some-chat-model", "max_model_len": 400}]}
+    fake = FakeServer({"GET /v1/models": lambda handler: send_json(handler, 200, listing)})
+    try:
+        engine = connect(remote_target(fake.url))
+        assert engine.context_limit == 400 and engine.api == "chat"
+        assert any("counting context by bytes" in note for note in engine.notes)
+        conversation = Conversation()
+        for turn in range(12):
+            conversation.add("user", f"question {turn}: " + "x" * 40)
+            conversation.add("assistant", f"answer {turn}: " + "y" * 40)
+        conversation.add("user", "the last question")
+        request = engine.request(conversation, max_new_tokens=50)
+        sent = request["json"]["messages"]
+        assert sent[-1] == {"role": "user", "content": "the last question"} and len(sent) < len(conversation.messages)
+        assert engine.warnings and "dropped the" in engine.warnings[0] and "400-token context" in engine.warnings[0]
+        assert len(engine.renderer.render_prompt(sent).encode()) + 50 <= 400  # bytes bound the tokens
+    finally:
+        fake.close()
+
+
+def test_line_mode_through_the_server_and_ctrl_c_keeps_the_answer(server, random_model, cli_env, tmp_path,
+                                                                    isolated_home):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "starchat_tui", "--plain", "-m", f"{server.url}#{random_model}",
+                                           "--api", "chat", "-o", "temperature=0", "-o", "max_new_tokens=900"],
+                          env={**cli_env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}, cwd=str(tmp_path),
+                          encoding="utf-8", timeout=90, dimensions=(40, 120))
+    child.expect_exact("\x1b[?2004h")  # prompt_toolkit's prompt is up
+    child.send("ramble on\r")
+    child.expect(r"ready \(chat API[^\r\n]*[\r\n]")
+    child.expect(r"(\S\s*){20}")  # streaming
+    child.send("\x03")
+    child.expect_exact("[interrupted]")
+    child.expect_exact("\x1b[?2004h")
+    child.send("/quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    with SessionStore(isolated_home / "data" / "sessions.db") as saved:
+        (session,) = saved.list_sessions()
+        messages = saved.messages(session.id)
+    assert messages[-1]["interrupted"] is True and len(messages[-1]["content"]) >= 20

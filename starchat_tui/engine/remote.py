@@ -284,7 +284,11 @@ class RemoteEngine:
             reply = reply.removesuffix(END_TOKEN)
         conversation.add("assistant", reply, **({} if finished else {"interrupted": True}))
         new_tokens = int(usage.get("completion_tokens") or len(pieces))
-        rate = (new_tokens - 1) / (last - first) if new_tokens > 1 and last > first else 0.0
+        ended = time.perf_counter()
+        if new_tokens > 1 and last - first >= 0.05:
+            rate = (new_tokens - 1) / (last - first)
+        else:  # the server sent the answer in one burst: only the whole request's time means anything
+            rate = new_tokens / max(ended - started, 1e-9)
         self.stats = GenerationStats(
             prompt_tokens=int(usage.get("prompt_tokens") or 0), new_tokens=new_tokens,
             ttft_s=(first - started) if first else 0.0, tokens_per_s=rate, dropped_turns=dropped,
