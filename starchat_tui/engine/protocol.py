@@ -1,7 +1,7 @@
 """What every engine offers a front-end: the in-process :class:`~starchat_tui.engine.engine.Engine`, the
-:class:`~starchat_tui.engine.process.EngineProcess` that runs one in a child process, and any engine to come
-(a remote server) implement :class:`ChatEngine`, so the session and the front-ends are typed against this and
-never against one of them.
+:class:`~starchat_tui.engine.process.EngineProcess` that runs one in a child process, and the
+:class:`~starchat_tui.engine.remote.RemoteEngine` of a server all implement :class:`ChatEngine`, so the session
+and the front-ends are typed against this and never against one of them.
 
 This module imports neither torch nor transformers: a front-end can name the type without loading a model.
 """
@@ -73,7 +73,10 @@ class ChatEngine(Protocol):
 if TYPE_CHECKING:
     from .engine import Engine
     from .process import EngineProcess
+    from .remote import RemoteEngine
 
-    def _both_engines_are_chat_engines(local: Engine, child: EngineProcess) -> tuple[ChatEngine, ChatEngine]:
-        # Never called: the type checker proves here that both implement the protocol in full.
-        return local, child
+    def _every_engine_is_a_chat_engine(
+        local: Engine, child: EngineProcess, remote: RemoteEngine
+    ) -> tuple[ChatEngine, ChatEngine, ChatEngine]:
+        # Never called: the type checker proves here that each implements the protocol in full.
+        return local, child, remote
