@@ -62,6 +62,7 @@ def bare_rate(url: str, body: dict) -> float:
     from httpx_sse import connect_sse
 
     times = []
+    tokens = 0
     with httpx.Client(timeout=120) as client, connect_sse(client, "POST", url, json=body) as source:
         for event in source.iter_sse():
             if event.data.strip() == "[DONE]":
@@ -69,7 +70,10 @@ def bare_rate(url: str, body: dict) -> float:
             frame = json.loads(event.data)
             if any(choice.get("text") for choice in frame.get("choices") or []):
                 times.append(time.perf_counter())
-    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+            tokens = (frame.get("usage") or {}).get("completion_tokens") or tokens
+    # Tokens, not events, as the engine counts them: a server may send several tokens in one event.
+    tokens = tokens or len(times)
+    return (tokens - 1) / (times[-1] - times[0]) if tokens > 1 and times[-1] > times[0] else 0.0
 
 
 def print_mode_rate(url: str, env: dict) -> float:

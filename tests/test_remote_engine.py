@@ -96,6 +96,16 @@ def test_chat_mode_streams_and_a_cancel_ends_the_answer_within_250_ms(server, ra
     engine.close()
 
 
+def test_a_consumer_that_stops_reading_leaves_the_answer_interrupted(server, random_model):
+    engine = connect(remote_target(f"{server.url}#{random_model}", api="completions"))
+    conversation = asked("go on")
+    stream = engine.stream(conversation, do_sample=False, max_new_tokens=900)
+    chunks = [next(stream) for _ in range(3)]
+    stream.close()  # Ctrl+C in a script: the loop reading it is gone
+    assert conversation.messages[-1] == {"role": "assistant", "content": "".join(chunks), "interrupted": True}
+    engine.close()
+
+
 def test_the_server_dying_mid_answer_keeps_and_saves_what_came(tmp_path_factory, random_model, store):
     dying = RealServer(tmp_path_factory.mktemp("dying"), model=random_model)
     try:

@@ -249,7 +249,7 @@ class RemoteEngine:
         pieces: list[str] = []
         usage: dict[str, Any] = {}
         first = last = 0.0
-        finished = False
+        finished = failed = False
         try:
             while True:
                 try:
@@ -266,12 +266,11 @@ class RemoteEngine:
                 elif kind == "usage":
                     usage = item
                 elif kind == "error":
+                    failed = True
                     raise item
                 else:
-                    finished = True
+                    finished = not cancel.is_set()
                     break
-            if cancel.is_set():
-                finished = False
         finally:
             if not finished:
                 cancel.set()
@@ -279,6 +278,13 @@ class RemoteEngine:
                 if response is not None:
                     # Closing the socket under the reading thread ends it; its error goes nowhere.
                     threading.Thread(target=_close_quietly, args=(response,), daemon=True).start()
+            if not failed:  # a failure appends nothing: the session keeps what streamed (see ChatEngine)
+                self._finish(conversation, pieces, usage, finished, (started, first, last), dropped)
+
+    def _finish(self, conversation: Conversation, pieces: list[str], usage: dict[str, Any], finished: bool,
+                times: tuple[float, float, float], dropped: int) -> None:
+        """Append the reply (marked interrupted unless it ended by itself) and record its numbers."""
+        started, first, last = times
         reply = "".join(pieces)
         if self.api == "completions" and not self._renderer.uses_own_template:
             reply = reply.removesuffix(END_TOKEN)
