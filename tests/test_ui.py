@@ -176,6 +176,44 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
         assert reply["content"] in remote_rambler.renderer.render_prompt(screen.chat.conversation.messages)
 
 
+async def test_a_message_typed_while_answering_is_queued_then_sent_or_given_back_by_esc(random_model, rambling_engine):
+    generation = {"temperature": 0, "min_new_tokens": 300, "max_new_tokens": 300}
+    async with running_app(random_model, rambling_engine, generation=generation) as pilot:
+        app = pilot.app
+        screen = app.chat_screen
+
+        async def start(text: str) -> None:
+            screen.prompt.text = text
+            app.simulate_key("enter")
+            await wait_until(pilot, lambda: screen.generating, what="streaming to start")
+
+        # Queued while the first answer streams, then sent by itself when it ends.
+        await start("first")
+        screen.prompt.text = "second"
+        app.simulate_key("enter")
+        await wait_until(pilot, lambda: "queued: second" in screen_text(app), what="the queued note")
+        assert screen.prompt.text == "" and screen.status_line.queued == 1
+        assert "1 queued" in str(screen.status_line.status_text())
+        await wait_until(pilot, lambda: [m["content"] for m in screen.chat.messages if m["role"] == "user"]
+                         == ["first", "second"], timeout=60, what="the queued message to be sent")
+        await wait_until(pilot, lambda: not screen.generating, timeout=60, what="the second answer")
+        assert screen.status_line.queued == 0 and not screen.chat.messages[-1].get("interrupted")
+
+        # Esc stops the answer and gives the queued message back to the editor, before a new draft.
+        await start("third")
+        screen.prompt.text = "fourth"
+        app.simulate_key("enter")
+        await wait_until(pilot, lambda: screen.status_line.queued == 1, what="the queue")
+        screen.prompt.text = "a draft"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.generating, what="the stop")
+        assert screen.prompt.text == "fourth\n\na draft"
+        assert screen.chat.messages[-1]["interrupted"] is True
+        assert [m["content"] for m in screen.chat.messages if m["role"] == "user"] == ["first", "second", "third"]
+        saved = screen.chat.store.messages(screen.chat.session_id)
+        assert [m["content"] for m in saved if m["role"] == "user"] == ["first", "second", "third"]
+
+
 async def test_enter_sends_ctrl_j_adds_a_line_and_a_paste_arrives_whole(tiny_model, tiny_engine):
     from textual import events
 

@@ -82,6 +82,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         self._entry_of: list[int] = []  # message index -> transcript entry index
         self._entry_count = 0
         self._waiting: str | None = None  # a message (or "" to only generate) waiting for the model
+        self._queued: list[str] = []  # messages typed ahead while an answer streams, sent after it in order
         # Built here, not in compose, so the app can report loading progress before the screen mounts.
         self.transcript = Transcript()
         self.menu = CompletionMenu()
@@ -256,18 +257,39 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
     # -- sending and answering -------------------------------------------------------------------------
 
     def _accepts(self, text: str) -> bool:
-        if self.generating and not commands.is_command(text):
-            self.notify("Still answering: press Esc to stop it, then send.", severity="warning")
-            return False
-        return True
+        return True  # while an answer streams, a message is queued (see on_prompt_submitted)
 
     @on(PromptInput.Submitted)
-    def on_prompt_submitted(self, event: PromptInput.Submitted) -> None:
+    async def on_prompt_submitted(self, event: PromptInput.Submitted) -> None:
         if commands.is_command(event.text):
             self._remember_prompt(event.text)
             self.run_command(event.text)
+        elif self.generating:
+            self._remember_prompt(event.text)
+            self._queued.append(event.text)
+            first_line = event.text.strip().splitlines()[0]
+            shown = first_line if len(first_line) <= 60 else first_line[:59] + "…"
+            await self.add_note(f"queued: {shown} · sent when this answer ends · Esc stops it and gives the "
+                                "message back")
+            self.status_line.queued = len(self._queued)
         else:
             self.run_worker(self.send(event.text), group="send")
+
+    def _give_back_queued(self) -> None:
+        """Put typed-ahead messages back in the editor, before whatever is there now, and forget them."""
+        if not self._queued:
+            return
+        draft = self.prompt.text
+        self.prompt.recall("\n\n".join([*self._queued, *([draft] if draft.strip() else [])]))
+        self._queued.clear()
+        self.status_line.queued = 0
+        self.notify("The queued message is back in the editor.")
+
+    async def _send_queued(self) -> None:
+        if self._queued:
+            text = self._queued.pop(0)
+            self.status_line.queued = len(self._queued)
+            await self.send(text, remember=False)
 
     async def send(self, text: str, *, remember: bool = True) -> None:
         """Send a message (with any attachments) and stream the answer."""
@@ -393,6 +415,10 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         if error is not None:
             message = str(error) if isinstance(error, StarchatError) else f"{type(error).__name__}: {error}"
             await self.add_note(f"the answer failed: {message}", "error")
+        if error is not None or interrupted:
+            self._give_back_queued()  # the user stopped, or it failed: they decide what to send now
+        else:
+            await self._send_queued()
 
     def watch_generating(self, generating: bool) -> None:
         self.status_line.generating = generating
@@ -437,6 +463,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         self.code_runner.stop()
         engine = self.engine
         if engine is not None and self.generating:
+            self._give_back_queued()
             engine.cancel()
 
     def action_command(self, text: str) -> None:

@@ -30,6 +30,7 @@ class StatusLine(Widget):
     tokens_per_s = reactive(0.0)
     cached_tokens = reactive(0)
     generating = reactive(False)
+    queued = reactive(0)  # messages typed ahead, waiting for the answer to end
     session = reactive("")
 
     def __init__(self) -> None:
@@ -55,7 +56,7 @@ class StatusLine(Widget):
 
     watch_model = watch_device = watch_dtype = watch_loading_step = watch_error = _watch_any
     watch_context_used = watch_context_limit = watch_tokens_per_s = watch_cached_tokens = _watch_any
-    watch_generating = watch_session = _watch_any
+    watch_generating = watch_session = watch_queued = _watch_any
 
     def status_text(self) -> Content:
         spinner = SPINNER[self._frame % len(SPINNER)]
@@ -70,6 +71,8 @@ class StatusLine(Widget):
         # Most important first: a narrow terminal crops the end of the line.
         if self.generating:
             parts += [separator, (f"{spinner} answering · Esc stops", "$accent")]
+        if self.queued:
+            parts += [separator, (f"{self.queued} queued", "$text-warning")]
         if self.context_limit:
             share = self.context_used / self.context_limit
             colour = "$text-error" if share > 0.9 else "$text-warning" if share > 0.75 else "$text"
