@@ -117,3 +117,21 @@ def test_score_refuses_to_run_answers_without_a_sandbox(starchat_cmd, cli_env, t
     done = run_cli(starchat_cmd, {**cli_env, "STARCHAT_TUI_SANDBOX_BACKEND": "none"},
                    "--tasks", str(tasks), "--score", str(samples))
     assert done.returncode == 2 and "no sandbox to run model code in" in done.stderr
+
+
+def test_only_the_tasks_given_are_scored_and_every_sample_counts():
+    from starchat_tui.eval.score import Submission, score
+
+    submissions = [Submission("t/double", "    return [x * 2 for x in xs]\n", True),
+                   Submission("t/negate", "    return -x\n", True),
+                   Submission("t/negate", "    return x\n", True),
+                   Submission("t/negate", "    return 0 - x\n", True)]
+    seen = []
+    report = score([NEGATE], submissions, timeout=5, on_result=lambda result, done, total: seen.append((done, total)))
+    assert [(r.task_id, r.n, r.correct) for r in report.results] == [("t/negate", 3, 2)]  # t/double left out
+    assert seen == [(1, 1)] and report.complete
+    assert report.pass_at == {1: pytest.approx(2 / 3), 3: 1.0}
+    # Uneven sample counts: k goes up to the fewest (1), and every sample of every task counts.
+    both = score([DOUBLE, NEGATE], submissions, timeout=5)
+    assert [(r.n, r.correct) for r in both.results] == [(1, 1), (3, 2)]
+    assert both.pass_at == {1: pytest.approx((1 + 2 / 3) / 2)}
