@@ -6,8 +6,10 @@
     report.pass_at  # {1: 0.74}
 
 Generation runs on the engine while the sandbox checks the previous answers on worker threads, so the
-two overlap. Model output only ever runs in the sandbox; where the machine has no safe sandbox the
-evaluation stops before it generates anything, unless the caller allows running without one.
+two overlap. An engine that streams several replies at once (a server) gets up to ``concurrency`` questions
+at a time, from worker threads; the results still arrive in task order. Model output only ever runs in
+the sandbox; where the machine has no safe sandbox the evaluation stops before it generates anything,
+unless the caller allows running without one.
 """
 
 from __future__ import annotations
