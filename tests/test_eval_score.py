@@ -127,11 +127,12 @@ def test_only_the_tasks_given_are_scored_and_every_sample_counts():
                    Submission("t/negate", "    return x\n", True),
                    Submission("t/negate", "    return 0 - x\n", True)]
     seen = []
-    report = score([NEGATE], submissions, timeout=5, on_result=lambda result, done, total: seen.append((done, total)))
-    assert [(r.task_id, r.n, r.correct) for r in report.results] == [("t/negate", 3, 2)]  # t/double left out
+    report = score([NEGATE], submissions, on_result=lambda result, done, total: seen.append((done, total)))
+    outcomes = [(r.task_id, r.n, r.correct) for r in report.results]
+    assert outcomes == [("t/negate", 3, 2)], [r.as_dict() for r in report.results]  # t/double left out
     assert seen == [(1, 1)] and report.complete
     assert report.pass_at == {1: pytest.approx(2 / 3), 3: 1.0}
     # Uneven sample counts: k goes up to the fewest (1), and every sample of every task counts.
-    both = score([DOUBLE, NEGATE], submissions, timeout=5)
-    assert [(r.n, r.correct) for r in both.results] == [(1, 1), (3, 2)]
+    both = score([DOUBLE, NEGATE], submissions)
+    assert [(r.n, r.correct) for r in both.results] == [(1, 1), (3, 2)], [r.as_dict() for r in both.results]
     assert both.pass_at == {1: pytest.approx((1 + 2 / 3) / 2)}
