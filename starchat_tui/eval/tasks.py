@@ -13,12 +13,13 @@ calls on the function named ``entry_point``. Gzipped files (``HumanEval.jsonl.gz
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
+from .rows import json_rows
 
 COMPLETION_INSTRUCTION = "Complete this Python function:"
 REQUIRED = ("task_id", "prompt", "test", "entry_point")
@@ -50,12 +51,6 @@ def completion_request(prompt: str) -> str:
     return f"{COMPLETION_INSTRUCTION}\n\n```python\n{prompt.rstrip()}\n```"
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
 def load_tasks(path: str | Path) -> list[EvalTask]:
     """Read a HumanEval-format JSONL file; every problem is reported with its line number."""
     path = Path(path).expanduser()
@@ -63,25 +58,14 @@ def load_tasks(path: str | Path) -> list[EvalTask]:
         raise UsageError(f"{path}: no such tasks file (expected HumanEval-format JSON lines)")
     tasks: list[EvalTask] = []
     seen: set[str] = set()
-    try:
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                tasks.append(_parse_task(path, number, line, seen))
-    except (OSError, UnicodeDecodeError, EOFError) as error:
-        raise UsageError(f"{path}: cannot read it ({error})") from None
+    for where, row in json_rows(path, "task"):
+        tasks.append(_parse_task(where, row, seen))
     if not tasks:
         raise UsageError(f"{path}: no tasks in it (expected one JSON object per line with {', '.join(REQUIRED)})")
     return tasks
 
 
-def _parse_task(path: Path, number: int, line: str, seen: set[str]) -> EvalTask:
-    where = f"{path}:{number}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{where}: not valid JSON ({error.msg}); each line must be one task object") from None
+def _parse_task(where: str, row: Any, seen: set[str]) -> EvalTask:
     if not isinstance(row, dict):
         raise UsageError(f"{where}: expected a JSON object, found {type(row).__name__}")
     missing = [key for key in REQUIRED if not isinstance(row.get(key), str)]
