@@ -177,8 +177,9 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
 
 
 async def test_a_message_typed_while_answering_is_queued_then_sent_or_given_back_by_esc(random_model, rambling_engine):
-    generation = {"temperature": 0, "min_new_tokens": 300, "max_new_tokens": 300}
-    async with running_app(random_model, rambling_engine, generation=generation) as pilot:
+    generation = {"temperature": 0, "min_new_tokens": 150, "max_new_tokens": 150}
+    slower = Paced(rambling_engine._engine, delay=0.02)  # 3 s an answer: time to type ahead, on any machine
+    async with running_app(random_model, slower, generation=generation) as pilot:
         app = pilot.app
         screen = app.chat_screen
 
@@ -196,7 +197,8 @@ async def test_a_message_typed_while_answering_is_queued_then_sent_or_given_back
         assert "1 queued" in str(screen.status_line.status_text())
         await wait_until(pilot, lambda: [m["content"] for m in screen.chat.messages if m["role"] == "user"]
                          == ["first", "second"], timeout=60, what="the queued message to be sent")
-        await wait_until(pilot, lambda: not screen.generating, timeout=60, what="the second answer")
+        await wait_until(pilot, lambda: len(screen.chat.messages) == 4 and not screen.generating, timeout=60,
+                         what="the second answer")
         assert screen.status_line.queued == 0 and not screen.chat.messages[-1].get("interrupted")
 
         # Esc stops the answer and gives the queued message back to the editor, before a new draft.

@@ -83,6 +83,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         self._entry_count = 0
         self._waiting: str | None = None  # a message (or "" to only generate) waiting for the model
         self._queued: list[str] = []  # messages typed ahead while an answer streams, sent after it in order
+        self._answers_started = 0
         # Built here, not in compose, so the app can report loading progress before the screen mounts.
         self.transcript = Transcript()
         self.menu = CompletionMenu()
@@ -286,10 +287,16 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         self.notify("The queued message is back in the editor.")
 
     async def _send_queued(self) -> None:
-        if self._queued:
-            text = self._queued.pop(0)
-            self.status_line.queued = len(self._queued)
+        """Send the next typed-ahead message. ``generating`` stays set from the answer before until this one's
+        answer starts, so a message typed in between is queued behind it, not sent alongside it."""
+        text = self._queued.pop(0)
+        self.status_line.queued = len(self._queued)
+        started = self._answers_started
+        try:
             await self.send(text, remember=False)
+        finally:
+            if self._answers_started == started:  # it never reached the model (an error note says why)
+                self.generating = False
 
     async def send(self, text: str, *, remember: bool = True) -> None:
         """Send a message (with any attachments) and stream the answer."""
@@ -374,6 +381,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         stream = widget.start_stream()
         buffer = TokenBuffer()
         self.generating = True
+        self._answers_started += 1
         self.run_worker(partial(self._produce, self.chat, engine, buffer),
                         thread=True, group="produce", exit_on_error=False)
         streamed = await StreamFeeder(buffer, stream.write).run()
@@ -405,7 +413,8 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
             await widget.markdown.update(make_inert(reply["content"]))
         if reply is None:
             await self._remove_messages_from(len(self.chat.messages))
-        self.generating = False
+        if not self._queued or error is not None or interrupted:
+            self.generating = False
         if error is None:
             self.status_line.tokens_per_s = stats.tokens_per_s
             self.status_line.cached_tokens = stats.cached_tokens
@@ -417,8 +426,8 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
             await self.add_note(f"the answer failed: {message}", "error")
         if error is not None or interrupted:
             self._give_back_queued()  # the user stopped, or it failed: they decide what to send now
-        else:
-            await self._send_queued()
+        elif self._queued:
+            self.run_worker(self._send_queued(), group="send")
 
     def watch_generating(self, generating: bool) -> None:
         self.status_line.generating = generating
