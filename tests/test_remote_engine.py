@@ -293,3 +293,48 @@ def test_line_mode_through_the_server_and_ctrl_c_keeps_the_answer(server, random
         (session,) = saved.list_sessions()
         messages = saved.messages(session.id)
     assert messages[-1]["interrupted"] is True and len(messages[-1]["content"]) >= 20
+
+
+def test_eval_keeps_requests_in_flight_on_the_server_and_writes_results_in_task_order(server, tiny_model, cli_env,
+                                                                                       starchat_cmd, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    rows = [{"task_id": f"t/{index}", "prompt": f"def add{index}(a, b):\n", "entry_point": f"add{index}",
+             "test": "def check(f):\n    assert f(1, 2) == 3\n"} for index in range(6)]
+    tasks.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    # In this process, counting the streams open at once against the real server.
+    from starchat_tui.eval.runner import evaluate
+    from starchat_tui.eval.tasks import load_tasks
+
+    engine = connect(remote_target(f"{server.url}#{tiny_model}"))
+    open_now = peak = 0
+    lock = __import__("threading").Lock()
+    real_stream = engine.stream
+
+    def counted(conversation, **options):
+        nonlocal open_now, peak
+        with lock:
+            open_now += 1
+            peak = max(peak, open_now)
+        try:
+            yield from real_stream(conversation, **options)
+        finally:
+            with lock:
+                open_now -= 1
+
+    engine.stream = counted  # type: ignore[method-assign]
+    report = evaluate(engine, load_tasks(str(tasks)), samples=3, concurrency=4, allow_unsafe=True)
+    assert peak > 1, "answers were generated one at a time"
+    assert [result.task_id for result in report.results] == [row["task_id"] for row in rows]
+    assert all(result.n == 3 for result in report.results)
+    engine.close()
+
+    # And the command: --out rows in task order, each with task_id and passed.
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([*starchat_cmd, "eval", "--model", f"{server.url}#{tiny_model}", "--tasks", str(tasks),
+                           "--samples", "2", "--concurrency", "8", "--out", str(out), "--allow-unsafe"],
+                          env=cli_env, capture_output=True, text=True, stdin=subprocess.PIPE, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["task_id"] for row in written] == [row["task_id"] for row in rows]
+    assert all(isinstance(row["passed"], bool) and row["n"] == 2 for row in written)
