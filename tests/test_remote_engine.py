@@ -338,3 +338,20 @@ def test_eval_keeps_requests_in_flight_on_the_server_and_writes_results_in_task_
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["task_id"] for row in written] == [row["task_id"] for row in rows]
     assert all(isinstance(row["passed"], bool) and row["n"] == 2 for row in written)
+
+
+def test_tokens_are_counted_with_the_servers_tokenize_route_where_it_has_one():
+    # vLLM's /tokenize shape; a scripted server, as no server here has the route (transformers serve lacks it).
+    def tokenize(handler):
+        body = json.loads(fake.seen[-1]["body"])  # the request being answered: one token per word
+        send_json(handler, 200, {"tokens": list(range(len(body["prompt"].split()))), "count": 0})
+
+    listing = {"object": "list", "data": [{"id": "org/chat-model", "max_model_len": 4096}]}
+    fake = FakeServer({"GET /v1/models": lambda handler: send_json(handler, 200, listing), "POST /tokenize": tokenize})
+    try:
+        engine = connect(remote_target(fake.url))
+        assert engine.counts_exactly and not engine.notes
+        assert engine.renderer.count_tokens("one two three") == 3
+        assert fake.seen[-1]["route"] == "POST /tokenize"
+    finally:
+        fake.close()
