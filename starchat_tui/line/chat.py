@@ -20,6 +20,7 @@ from ..session import commands
 from ..session.chat_session import ChatSession
 from ..session.code_runs import CodeRunner, RunChoice
 from ..session.interrupt import ctrl_c_calls
+from ..session.workspace import attach_mentions
 from .loader import EngineLoader
 from .terminal import PROMPT, build_prompt_session, terminal_input, typing_ahead_kept
 
@@ -168,8 +169,10 @@ class LineChat:
         if commands.is_command(text):
             self.draft = ""
             commands.execute(self, text.strip())
-        else:
+        elif attach_mentions(self, text):
             self.send(commands.as_message(text))
+        else:
+            self.draft = text  # a file it names could not be attached: the message waits in the prompt
 
     # -- the Front the commands talk through --
 
@@ -205,6 +208,9 @@ class LineChat:
     def show_text(self, title: str, text: str) -> None:
         self.say(f"# {make_inert(title)}")
         self.say(make_inert(text))
+
+    def attachments_changed(self) -> None:
+        pass  # each change is a note already; the next message shows them being sent
 
     def copy(self, text: str) -> str:
         from ..clipboard import copy_text, osc52
