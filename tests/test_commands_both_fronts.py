@@ -75,6 +75,7 @@ SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
     # Files, in a git repository made by in_a_repo:
     "add": [("/add blob.bin app.py", []), ("/add", []), ("what does it do?", [])],
     "mention": [("explain @app.py please", [])],
+    "mention-binary": [("explain @blob.bin please", [])],
     "shell": [("!echo hello-from-shell", []), ("/shell echo second", []), ("what did they print?", [])],
     "drop": [("/add app.py", []), ("!echo kept", []), ("/drop app.py", []), ("hello", [])],
     "apply": [("/apply 3 app.py", ["y"]), ("/apply 4", ["y"])],
@@ -85,7 +86,7 @@ SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
     "apply-outside-confirmed": [("/apply 3 {dir}/outside.py", ["y", "y"])],
     "apply-changed-on-disk": [("/add app.py", []), ("!echo '# changed' >> app.py", []), ("/apply 3", ["n"])],
 }
-IN_A_REPO = {"add", "mention", "shell", "drop", "apply", "apply-declined", "undo", "undo-all", "apply-outside-refused",
+IN_A_REPO = {"add", "mention", "mention-binary", "shell", "drop", "apply", "apply-declined", "undo", "undo-all", "apply-outside-refused",
              "apply-outside-confirmed", "apply-changed-on-disk"}
 # Commands whose effect is the front-end itself (its screens, its theme, leaving it): covered in their own tests.
 FRONT_ONLY = {"sessions", "theme", "quit"}
@@ -150,7 +151,8 @@ def run_in_line_mode(steps, folder: Path, model: str, engine, setup=None) -> tup
             answers[:] = [fill(r, folder, model) for r in replies]
             line.handle(fill(text, folder, model))
             assert answers == [], f"{text}: not every question was asked"
-        return saved_state(store), files_in(folder / "files"), out.getvalue()
+        kept = f"\n[kept in the prompt] {line.draft}" if line.draft else ""
+        return saved_state(store), files_in(folder / "files"), out.getvalue() + kept
 
 
 # -- the full-screen app ---------------------------------------------------------------------------------
@@ -209,6 +211,8 @@ async def run_in_app(steps, folder: Path, model: str, engine, setup=None) -> tup
                     await wait_until(pilot, lambda: app.screen is screen, what="the viewer to close")
                 if type(app.screen).__name__ == "ToolResult" or screen.focused is not screen.prompt:
                     screen.prompt.focus()
+            if screen.prompt.text:
+                shown.append(f"[kept in the prompt] {screen.prompt.text}")
         return saved_state(store), files_in(folder / "files"), shown
 
 
@@ -265,6 +269,10 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
         assert "attached app.py (10 lines," in line_output and "tokens)" in line_output
     if name == "mention":
         assert last_sent.startswith("explain @app.py please\n\napp.py:\n```python\nimport os")
+    if name == "mention-binary":
+        assert "not sent: @blob.bin: blob.bin looks binary" in line_output and "your message is kept" in line_output
+        assert line_output.endswith("[kept in the prompt] explain @blob.bin please")
+        assert results["app"][2] == ["[kept in the prompt] explain @blob.bin please"]
     if name == "shell":
         assert "output of `echo hello-from-shell` (exit 0):\n```\nhello-from-shell\n```" in last_sent
         assert "output of `echo second` (exit 0)" in last_sent
