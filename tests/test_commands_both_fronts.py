@@ -308,3 +308,26 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
     if name in ("show", "help"):
         assert results["app"][2], "the app showed the text"
         assert "temperature" in line_output or "/help" in line_output
+
+
+def test_a_shell_command_that_runs_too_long_is_stopped_with_all_it_started(tmp_path, monkeypatch):
+    import time
+
+    from starchat_tui.line.chat import LineChat
+    from starchat_tui.session import workspace
+    from starchat_tui.session.chat_session import ChatSession
+
+    monkeypatch.setattr(workspace, "SHELL_TIMEOUT", 1.0)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    line = LineChat(settings_for("demo"), ChatSession(None, model="demo"), out=out, err=out)
+    started = time.monotonic()
+    line.handle("!sleep 30 & echo $! > pid; echo started; wait; echo never")
+    assert time.monotonic() - started < 10
+    assert "$ sleep 30 & echo $! > pid; echo started; wait; echo never (stopped after 1 s;" in out.getvalue()
+    assert out.getvalue().endswith("/drop removes it)\nstarted\n")  # and not "never": the shell was stopped
+    pid = int((tmp_path / "pid").read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    [attached] = line.chat.attachments
+    assert attached.text == "started\n" and "stopped after 1 s" in attached.source

@@ -17,6 +17,7 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,26 +169,32 @@ def run_shell(front: Front, command: str) -> None:
     """
     if not command.strip():
         raise UsageError("nothing to run: type !COMMAND, for example !git diff")
-    front.status(f"running {command}")
-    # A session of its own, so a timeout or Ctrl+C stops everything the command started, not only the shell;
+    # A session of its own, so a timeout or a stop ends everything the command started, not only the shell;
     # no stdin, so it cannot read keys meant for the chat.
     process = subprocess.Popen(command, shell=True, cwd=front.chat.folder, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    timed_out = False
+    stopped = ""
+    deadline = time.monotonic() + SHELL_TIMEOUT
     try:
-        try:
-            data, _ = process.communicate(timeout=SHELL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(process)
-            data, _ = process.communicate()
+        with front.code_runner.stoppable() as cancel:
+            front.status(f"running {command}")
+            while True:
+                try:
+                    data, _ = process.communicate(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancel.is_set() or time.monotonic() > deadline:
+                        stopped = "stopped by you" if cancel.is_set() else f"stopped after {SHELL_TIMEOUT:.0f} s"
+                        _stop(process)
     except BaseException:
         _stop(process)
         raise
     finally:
         front.status("")
-    output = data.decode("utf-8", errors="replace")[:MAX_FILE_BYTES]
-    status = f"stopped after {SHELL_TIMEOUT:.0f} s" if timed_out else f"exit {process.returncode}"
+    output = data.decode("utf-8", errors="replace")
+    status = stopped or f"exit {process.returncode}"
+    if len(output) > MAX_FILE_BYTES:
+        output, status = output[:MAX_FILE_BYTES], f"{status}; only its first {MAX_FILE_BYTES // 1024} KiB are kept"
     front.chat.attach(Attachment(source=f"output of `{command}` ({status})", text=output or "(no output)\n"))
     front.attachments_changed()
     lines = output.rstrip("\n").splitlines()
