@@ -812,3 +812,23 @@ async def test_square_brackets_from_users_and_models_are_shown_literally(tiny_mo
         await wait_until(pilot, lambda: any("unknown command /shw" in n.message for n in app._notifications),
                          what="the notification")
         assert all(not n.markup for n in app._notifications)
+
+
+async def test_esc_stops_a_shell_command_and_its_output_so_far_is_attached(tiny_model, tiny_engine, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("x = 1\n")
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        screen = pilot.app.chat_screen
+        screen.prompt.text = "!echo started; sleep 30"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.code_runner.running, what="the command to start")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: bool(screen.chat.attachments), what="the command to stop", timeout=10)
+        [output] = screen.chat.attachments
+        assert "stopped by you" in output.source and output.text == "started\n"
+        screen.prompt.text = "look at @ap"
+        await pilot.press("tab")
+        assert screen.prompt.text == "look at @app.py"
+        await pilot.pause()
+        assert "attached: output of `echo started; sleep 30`" in screen_text(pilot.app)
