@@ -274,6 +274,8 @@ def apply_block(front: Front, block: CodeBlock, path_text: str = "") -> None:
 
     chat = front.chat
     hinted, code = path_hint(block)
+    if not code.strip():
+        raise UsageError(f"block {block.number} is empty: there is nothing to apply")
     named = path_text.strip() or hinted
     if named:
         path = resolve(chat, named)
@@ -303,7 +305,8 @@ def apply_block(front: Front, block: CodeBlock, path_text: str = "") -> None:
         front.note(f"{shown} already holds block {block.number}: nothing to apply")
         return
     diff = "".join(difflib.unified_diff((before or "").splitlines(keepends=True), after.splitlines(keepends=True),
-                                        fromfile="/dev/null" if before is None else f"a/{shown}", tofile=f"b/{shown}"))
+                                        fromfile="/dev/null" if before is None else _diff_name("a", shown),
+                                        tofile=_diff_name("b", shown)))
     front.show_text(f"/apply {block.number}: {how} {shown}", diff)
     if not front.confirm(f"Apply block {block.number}: {how} {shown}?", yes="Apply"):
         front.note(f"not applied: {shown} is unchanged")
@@ -367,6 +370,11 @@ def _text(data: bytes, path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not UTF-8 text, so a block cannot be merged into it; apply to another file") from None
+
+
+def _diff_name(side: str, shown: str) -> str:
+    """git's a/ and b/ names for a file in the project; a path outside it is shown as it is."""
+    return shown if shown.startswith("/") else f"{side}/{shown}"
 
 
 def _shown_name(chat: ChatSession, path: Path) -> str:
