@@ -126,6 +126,8 @@ class LineChat:
             parts += [f"{engine.stats.tokens_per_s:.1f} tok/s", f"cached {engine.stats.cached_tokens}"]
         if self.chat.session_id:
             parts.append(f"session {self.chat.session_id}")
+        if self.chat.attachments:
+            parts.append(f"{len(self.chat.attachments)} attached (/add lists them)")
         return make_inert(" · ".join(parts))
 
     # -- turns --

@@ -133,6 +133,13 @@ def complete(text: str, dynamic: Callable[[str], Iterable[str]] | None = None) -
             if c.name.startswith(head.lower())
         ]
     found = COMMANDS.get(ALIASES.get(head.lower(), head.lower()))
+    if found is not None and found.name == "add":  # every argument is a path: complete the last one
+        from .workspace import path_choices
+
+        word = "" if not rest or rest.endswith(" ") else rest.split()[-1]
+        start = len(text) - len(word)
+        return [Completion(text[:start] + choice, choice, found.help) for choice in path_choices(Path.cwd(), word)
+                if choice != word]
     if found is None or " " in rest:
         return []
     choices = list(found.choices) + list(dynamic(found.name) if dynamic else ())
@@ -154,10 +161,6 @@ def dynamic_choices(front: Front, name: str) -> list[str]:
     """Argument completions that depend on the chat as it stands."""
     if name in ("copy", "save", "run", "apply"):
         return [str(b.number) for b in number_blocks(front.chat.messages)]
-    if name == "add":
-        from .workspace import path_choices
-
-        return path_choices(front.chat.folder, "")
     if name == "drop":
         return [a.source for a in front.chat.attachments]
     if name == "theme":
