@@ -249,3 +249,22 @@ def test_at_completes_paths_git_knows_and_leaves_ignored_ones_out(tmp_path, monk
     assert complete("mail me@ap") == []
     assert [c.value for c in complete("/add app.py ap")] == ["/add app.py app.py", "/add app.py apps/x.py"]
     assert "/add build/app.py" not in [c.value for c in complete("/add ")]
+
+
+def test_a_replaced_file_keeps_its_mode_and_a_new_one_gets_the_umask(tmp_path):
+    import os
+    import stat
+
+    from starchat_tui.files import write_file
+
+    script = tmp_path / "run.sh"
+    script.write_text("echo old\n")
+    script.chmod(0o755)
+    write_file(script, "echo new\n", force=True)
+    assert script.read_text() == "echo new\n" and stat.S_IMODE(script.stat().st_mode) == 0o755
+    fresh = tmp_path / "new.txt"
+    write_file(fresh, "x\n", force=False)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
