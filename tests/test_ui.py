@@ -832,3 +832,25 @@ async def test_esc_stops_a_shell_command_and_its_output_so_far_is_attached(tiny_
         assert screen.prompt.text == "look at @app.py"
         await pilot.pause()
         assert "attached: output of `echo started; sleep 30`" in screen_text(pilot.app)
+
+
+async def test_apply_shows_the_diff_in_colour_and_asks(tiny_model, tiny_engine, tmp_path, monkeypatch):
+    from starchat_tui.ui.screens.viewer import TextViewer
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("x = 1\n")
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
+        screen = app.chat_screen
+        screen.chat.conversation.add("assistant", "```python\nx = 2\n```\n")
+        screen.prompt.text = "/apply 1 app.py"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the question")
+        viewer = app.screen_stack[-2]
+        assert isinstance(viewer, TextViewer)
+        shown = viewer.query_one("#view Static").render()
+        assert [(str(shown)[span.start:span.end], str(span.style)) for span in shown.spans if span.style] == [
+            ("--- a/app.py\n", "bold"), ("+++ b/app.py\n", "bold"), ("@@ -1 +1 @@\n", "ansi_cyan"),
+            ("-x = 1\n", "ansi_red"), ("+x = 2\n", "ansi_green")]
+        await pilot.press("y")
+        await wait_until(pilot, lambda: (tmp_path / "app.py").read_text() == "x = 2\n", what="the file written")
