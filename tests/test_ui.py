@@ -749,7 +749,8 @@ async def test_attached_input_waits_for_enter_and_goes_into_the_first_message(ti
     async with running_app(tiny_model, tiny_engine, attachments=[attachment]) as pilot:
         app = pilot.app
         screen = app.chat_screen
-        await wait_until(pilot, lambda: "attached: x.py (python, 3 lines)" in screen_text(app), what="the bar")
+        tokens = tiny_engine.renderer.count_tokens(attachment.text)
+        await wait_until(pilot, lambda: f"attached: x.py (2 lines, {tokens} tokens)" in screen_text(app), what="the bar")
         assert screen.chat.messages == []  # nothing is sent until the user says what to ask
         await ask(pilot, "What does this do?")
         first = screen.chat.messages[0]["content"]
