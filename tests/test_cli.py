@@ -158,6 +158,8 @@ def test_files_given_with_f_go_with_the_question(starchat_cmd, cli_env, tiny_mod
     huge.write_text("x" * (300 * 1024))
     assert_one_line_error(run(starchat_cmd, ["-p", "what", "-f", str(huge), "-m", tiny_model], cli_env), 2,
                           "over the 256 KiB limit")
+    assert_one_line_error(run(starchat_cmd, ["-p", "what", "-f", "-", "-m", tiny_model], cli_env, stdin=b"x\n"), 2,
+                          "pipe the input in without -f")
 
 
 def test_review_files_and_stdin(starchat_cmd, cli_env, tiny_model, tmp_path):

@@ -142,6 +142,8 @@ def ask_or_chat(args: argparse.Namespace) -> int:
     """``starchat-tui [PROMPT]``: print one answer with -p or --dry-run, else open the chat."""
     settings = settings_from_args(args)
     instruction = " ".join(args.prompt)
+    if "-" in args.file:  # piped input is attached already; reading stdin twice would find it empty
+        raise UsageError("-f -: pipe the input in without -f; it is attached as it is")
     attachments = piped_attachments() + read_attachments(args.file)
     if args.print or args.dry_run:
         if not instruction and not attachments:
