@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -41,9 +42,28 @@ def write_file(path: Path, text: str, *, force: bool) -> None:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
     try:
+        # mkstemp makes the file 0600: give it the mode of the file it replaces (an executable script stays
+        # executable), or what the umask gives a new file.
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
         fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            os.chmod(temp, mode)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
     except OSError as error:
         raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it: os.umask would change it for every thread meanwhile."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

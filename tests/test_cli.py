@@ -139,6 +139,29 @@ def test_huge_input_is_cut_and_the_cut_is_reported(starchat_cmd, cli_env, tiny_m
     assert result.stdout.decode().startswith("<|system|>\n<|end|>\n<|user|>\nexplain\n\nstdin (cut: the last")
 
 
+def test_files_given_with_f_go_with_the_question(starchat_cmd, cli_env, tiny_model, tmp_path):
+    source = tmp_path / "calc.py"
+    source.write_text("def div(a, b):\n    return a / b\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("b is never zero\n")
+    args = ["-p", "why does this fail?", "-f", str(source), "--file", str(notes), "--dry-run", "-m", tiny_model]
+    result = run(starchat_cmd, args, cli_env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == (
+        f"<|system|>\n<|end|>\n<|user|>\nwhy does this fail?\n\n{source}:\n```python\ndef div(a, b):\n"
+        f"    return a / b\n```\n\n{notes}:\n```text\nb is never zero\n```<|end|>\n<|assistant|>\n"
+    )
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x00\x01binary")
+    assert_one_line_error(run(starchat_cmd, ["-p", "what", "-f", str(blob), "-m", tiny_model], cli_env), 2, "binary")
+    huge = tmp_path / "huge.txt"
+    huge.write_text("x" * (300 * 1024))
+    assert_one_line_error(run(starchat_cmd, ["-p", "what", "-f", str(huge), "-m", tiny_model], cli_env), 2,
+                          "over the 256 KiB limit")
+    assert_one_line_error(run(starchat_cmd, ["-p", "what", "-f", "-", "-m", tiny_model], cli_env, stdin=b"x\n"), 2,
+                          "pipe the input in without -f")
+
+
 def test_review_files_and_stdin(starchat_cmd, cli_env, tiny_model, tmp_path):
     source = tmp_path / "calc.py"
     source.write_text("def div(a, b):\n    return a / b\n")

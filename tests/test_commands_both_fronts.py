@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,26 @@ def seed(store: SessionStore, model: str) -> str:
     for role, text in (("user", "q1"), ("assistant", FIRST_ANSWER), ("user", "q2"), ("assistant", SECOND_ANSWER)):
         store.add_message(session.id, role, text)
     return session.id
+
+
+APP_PY = "import os\n\n\n@staticmethod\ndef greet(name):\n    return 'hi ' + name\n\n\ndef main():\n    print(greet(os.getcwd()))\n"
+APPLY_ANSWER = ('Change it:\n```python\ndef greet(name):\n    return f"Hello, {name}!"\n```\n'
+                "And a helper:\n```python\n# file: util.py\ndef double(x):\n    return 2 * x\n```\n")
+GREET = 'def greet(name):\n    return f"Hello, {name}!"\n'
+APP_PY_APPLIED = APP_PY.replace("@staticmethod\ndef greet(name):\n    return 'hi ' + name\n", GREET)
+
+
+def in_a_repo(store: SessionStore, session_id: str, files: Path) -> None:
+    """A git repository in the scenario's folder, holding app.py and a binary file, as the current folder;
+    and a third answer whose blocks 3 and 4 change app.py and create util.py."""
+    repo = files / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "app.py").write_text(APP_PY)
+    (repo / "blob.bin").write_bytes(b"\x00\x01\x02binary\x00")
+    store.add_message(session_id, "user", "q3")
+    store.add_message(session_id, "assistant", APPLY_ANSWER)
+    os.chdir(repo)
 
 
 # Each scenario: steps of (line, answers to the questions it asks). "{dir}" is the scenario's own folder.
@@ -50,7 +72,22 @@ SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
     "run": [("/run 2", ["run"])],
     "model": [("/model {model}", [])],
     "help": [("/help", [])],
+    # Files, in a git repository made by in_a_repo:
+    "add": [("/add blob.bin app.py", []), ("/add", []), ("what does it do?", [])],
+    "mention": [("explain @app.py please", [])],
+    "mention-binary": [("explain @blob.bin please", [])],
+    "shell": [("!echo hello-from-shell", []), ("/shell echo second", []), ("what did they print?", [])],
+    "drop": [("/add app.py", []), ("!echo kept", []), ("/drop app.py", []), ("hello", [])],
+    "apply": [("/apply 3 app.py", ["y"]), ("/apply 4", ["y"])],
+    "apply-declined": [("/apply 3 app.py", ["n"])],
+    "undo": [("/apply 3 app.py", ["y"]), ("/apply 4", ["y"]), ("/undo", [])],
+    "undo-all": [("/apply 3 app.py", ["y"]), ("/apply 4", ["y"]), ("/undo", []), ("/undo", [])],
+    "apply-outside-refused": [("/apply 3 {dir}/outside.py", ["y", "n"])],
+    "apply-outside-confirmed": [("/apply 3 {dir}/outside.py", ["y", "y"])],
+    "apply-changed-on-disk": [("/add app.py", []), ("!echo '# changed' >> app.py", []), ("/apply 3", ["n"])],
 }
+IN_A_REPO = {"add", "mention", "mention-binary", "shell", "drop", "apply", "apply-declined", "undo", "undo-all", "apply-outside-refused",
+             "apply-outside-confirmed", "apply-changed-on-disk"}
 # Commands whose effect is the front-end itself (its screens, its theme, leaving it): covered in their own tests.
 FRONT_ONLY = {"sessions", "theme", "quit"}
 
@@ -73,7 +110,8 @@ def files_in(folder: Path) -> dict[str, str]:
     def plain(text: str) -> str:
         return re.sub(r'^(id|created|updated|created_at|updated_at|exported)(: |": ).*$', r"\1: -", text, flags=re.M)
 
-    return {p.name: plain(p.read_text()) for p in sorted(folder.iterdir()) if p.is_file()}
+    return {str(p.relative_to(folder)): plain(p.read_text(errors="replace")) for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(folder).parts}
 
 
 def fill(text: str, folder: Path, model: str) -> str:
@@ -94,13 +132,16 @@ def settings_for(model: str):
 # -- line mode -----------------------------------------------------------------------------------------
 
 
-def run_in_line_mode(steps, folder: Path, model: str, engine) -> tuple[list, dict, str]:
+def run_in_line_mode(steps, folder: Path, model: str, engine, setup=None) -> tuple[list, dict, str]:
     from starchat_tui.line.chat import LineChat
     from starchat_tui.line.loader import EngineLoader
     from starchat_tui.session.chat_session import ChatSession
 
     with SessionStore(folder / "sessions.db") as store:
-        chat = ChatSession.open(store, seed(store, model))
+        session_id = seed(store, model)
+        if setup is not None:
+            setup(store, session_id, folder / "files")
+        chat = ChatSession.open(store, session_id)
         out = io.StringIO()
         answers: list[str] = []
         line = LineChat(settings_for(model), chat, out=out, err=out,
@@ -110,7 +151,8 @@ def run_in_line_mode(steps, folder: Path, model: str, engine) -> tuple[list, dic
             answers[:] = [fill(r, folder, model) for r in replies]
             line.handle(fill(text, folder, model))
             assert answers == [], f"{text}: not every question was asked"
-        return saved_state(store), files_in(folder / "files"), out.getvalue()
+        kept = f"\n[kept in the prompt] {line.draft}" if line.draft else ""
+        return saved_state(store), files_in(folder / "files"), out.getvalue() + kept
 
 
 # -- the full-screen app ---------------------------------------------------------------------------------
@@ -142,12 +184,14 @@ def command_running(app) -> bool:
     return any(w.group == "command" and not w.is_finished for w in app.chat_screen.workers)
 
 
-async def run_in_app(steps, folder: Path, model: str, engine) -> tuple[list, dict, list[str]]:
+async def run_in_app(steps, folder: Path, model: str, engine, setup=None) -> tuple[list, dict, list[str]]:
     from starchat_tui.ui.launch import build_app
 
     shown: list[str] = []
     with SessionStore(folder / "sessions.db") as store:
         session_id = seed(store, model)
+        if setup is not None:
+            setup(store, session_id, folder / "files")
         app = build_app(settings_for(model), session_id=session_id, store=store, engine=engine)
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: app.engine is not None and app.chat_screen.is_mounted, what="the engine")
@@ -167,6 +211,8 @@ async def run_in_app(steps, folder: Path, model: str, engine) -> tuple[list, dic
                     await wait_until(pilot, lambda: app.screen is screen, what="the viewer to close")
                 if type(app.screen).__name__ == "ToolResult" or screen.focused is not screen.prompt:
                     screen.prompt.focus()
+            if screen.prompt.text:
+                shown.append(f"[kept in the prompt] {screen.prompt.text}")
         return saved_state(store), files_in(folder / "files"), shown
 
 
@@ -176,15 +222,16 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     steps = SCENARIOS[name]
+    setup = in_a_repo if name in IN_A_REPO else None
     results = {}
     for front in ("line", "app"):
         folder = tmp_path / front
         (folder / "files").mkdir(parents=True)
         monkeypatch.chdir(folder / "files")
         if front == "line":
-            results[front] = run_in_line_mode(steps, folder, tiny_model, engine)
+            results[front] = run_in_line_mode(steps, folder, tiny_model, engine, setup)
         else:
-            results[front] = asyncio.run(run_in_app(steps, folder, tiny_model, engine))
+            results[front] = asyncio.run(run_in_app(steps, folder, tiny_model, engine, setup))
     (line_state, line_files, line_output), (app_state, app_files, _) = results["line"], results["app"]
     assert app_state == line_state
     assert app_files == line_files
@@ -207,8 +254,47 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
         "clear": lambda s: len(s) == 2 and s[1][4][0]["content"] == "a new question" and s[1][1] == "be brief",
         "model": lambda s: s[0][0] == tiny_model,
     }
+    if name in IN_A_REPO:
+        seeded[0][4].extend([{"role": "user", "content": "q3"}, {"role": "assistant", "content": APPLY_ANSWER}])
+        last_sent = line_state[0][4][-2]["content"] if len(line_state[0][4]) > 6 else ""
+        unchanged = {"repo/app.py": APP_PY, "repo/blob.bin": line_files.get("repo/blob.bin")}
+    for one_more_turn in ("add", "mention", "shell", "drop"):
+        expected_change[one_more_turn] = lambda s: s[0][4][:6] == seeded[0][4] and len(s[0][4]) == 8
     check = expected_change.get(name, lambda s: s == seeded)
     assert check(line_state), line_state
+    if name == "add":
+        assert last_sent.startswith("what does it do?\n\napp.py:\n```python\nimport os")
+        assert "blob.bin" not in last_sent
+        assert "not attached: blob.bin looks binary" in line_output
+        assert "attached app.py (10 lines," in line_output and "tokens)" in line_output
+    if name == "mention":
+        assert last_sent.startswith("explain @app.py please\n\napp.py:\n```python\nimport os")
+    if name == "mention-binary":
+        assert "not sent: @blob.bin: blob.bin looks binary" in line_output and "your message is kept" in line_output
+        assert line_output.endswith("[kept in the prompt] explain @blob.bin please")
+        assert results["app"][2] == ["[kept in the prompt] explain @blob.bin please"]
+    if name == "shell":
+        assert "output of `echo hello-from-shell` (exit 0):\n```\nhello-from-shell\n```" in last_sent
+        assert "output of `echo second` (exit 0)" in last_sent
+        assert "$ echo hello-from-shell (exit 0" in line_output
+    if name == "drop":
+        assert last_sent == "hello\n\noutput of `echo kept` (exit 0):\n```\nkept\n```"
+    if name == "apply":
+        assert line_files == {**unchanged, "repo/app.py": APP_PY_APPLIED, "repo/util.py": "def double(x):\n    return 2 * x\n"}
+        assert "-@staticmethod" in line_output and '+    return f"Hello, {name}!"' in line_output
+        assert "applied block 4 to util.py" in line_output
+    if name in ("apply-declined", "undo-all", "apply-outside-refused"):
+        assert line_files == unchanged
+    if name == "undo":
+        assert line_files == {**unchanged, "repo/app.py": APP_PY_APPLIED}
+        assert "removed util.py, which /apply 4 had created" in line_output
+    if name == "apply-outside-confirmed":
+        assert line_files == {**unchanged, "outside.py": GREET}
+    if name == "apply-outside-refused":
+        assert "not applied:" in line_output and "outside the project folder" in line_output
+    if name == "apply-changed-on-disk":
+        assert line_files == {**unchanged, "repo/app.py": APP_PY + "# changed\n"}
+        assert "not applied: app.py changed since you attached it" in line_output
     if name == "save":
         assert line_files == {"one.py": "print('one')\n", "two.sh": "echo two\n"}
     if name == "save-replace":
@@ -222,3 +308,26 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
     if name in ("show", "help"):
         assert results["app"][2], "the app showed the text"
         assert "temperature" in line_output or "/help" in line_output
+
+
+def test_a_shell_command_that_runs_too_long_is_stopped_with_all_it_started(tmp_path, monkeypatch):
+    import time
+
+    from starchat_tui.line.chat import LineChat
+    from starchat_tui.session import workspace
+    from starchat_tui.session.chat_session import ChatSession
+
+    monkeypatch.setattr(workspace, "SHELL_TIMEOUT", 1.0)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    line = LineChat(settings_for("demo"), ChatSession(None, model="demo"), out=out, err=out)
+    started = time.monotonic()
+    line.handle("!sleep 30 & echo $! > pid; echo started; wait; echo never")
+    assert time.monotonic() - started < 10
+    assert "$ sleep 30 & echo $! > pid; echo started; wait; echo never (stopped after 1 s;" in out.getvalue()
+    assert out.getvalue().endswith("/drop removes it)\nstarted\n")  # and not "never": the shell was stopped
+    pid = int((tmp_path / "pid").read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    [attached] = line.chat.attachments
+    assert attached.text == "started\n" and "stopped after 1 s" in attached.source

@@ -299,3 +299,32 @@ def test_a_code_block_runs_after_asking_and_ctrl_c_stops_it(driver, cli_env, tmp
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_bang_output_goes_with_the_message_and_apply_asks_in_the_terminal(driver, cli_env, tmp_path, tiny_model,
+                                                                          isolated_home):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "app.py").write_text("def greet():\n    return 'hi'\n\n\nprint(greet())\n")
+    with SessionStore(isolated_home / "data" / "sessions.db") as store:
+        session = store.create_session(tiny_model, None, {"temperature": 0, "max_new_tokens": 8})
+        store.add_message(session.id, "user", "friendlier?")
+        store.add_message(session.id, "assistant", "```python\ndef greet():\n    return 'Hello!'\n```\n")
+    child = spawn(driver, cli_env, tmp_path, model=tiny_model, session=session.id)
+    child.expect_exact(PROMPT_READY)
+    assert "$ echo bang-output (exit 0" in ask(child, "!echo bang-output")
+    child.send("/apply 1 app.py\r")
+    child.expect_exact("+    return 'Hello!'")
+    child.expect_exact("[Apply: y, No: N]")
+    child.send("y\r")
+    child.expect_exact("applied block 1 to app.py (+1 -1 lines)")
+    child.expect_exact(PROMPT_READY)
+    assert (tmp_path / "app.py").read_text() == "def greet():\n    return 'Hello!'\n\n\nprint(greet())\n"
+    ask(child, "what did it say?")
+    child.send("/quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    with SessionStore(isolated_home / "data" / "sessions.db") as store:
+        sent = store.messages(session.id)[2]["content"]
+    assert sent == "what did it say?\n\noutput of `echo bang-output` (exit 0):\n```\nbang-output\n```"

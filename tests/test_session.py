@@ -206,3 +206,65 @@ def test_a_continued_session_keeps_its_settings_unless_the_command_line_override
 def test_continuing_with_nothing_saved_says_so(store):
     with pytest.raises(UsageError, match="no saved session to continue"):
         ChatSession.choose(store, Settings(), continue_last=True)
+
+
+def test_python_definitions_replace_their_namesakes_and_new_ones_are_appended():
+    from starchat_tui.session.workspace import merge_definitions
+
+    old = "import os\n\n\n@cache\ndef a():\n    return 1\n\n\nclass B:\n    x = 1\n\n\nprint(a())\n"
+    new = "def a():\n    return 2\n\n\nclass C:\n    pass\n"
+    assert merge_definitions(old, new) == (
+        "import os\n\n\ndef a():\n    return 2\n\n\nclass B:\n    x = 1\n\n\nprint(a())\n\n\nclass C:\n    pass\n"
+    )
+    assert merge_definitions(old, "import sys\n\ndef a():\n    pass\n") is None, "not only definitions: a whole file"
+    assert merge_definitions("def broken(:\n", new) is None
+
+
+def test_a_block_names_its_file_in_a_first_line_comment_or_its_fence():
+    from starchat_tui.chat.blocks import number_blocks
+    from starchat_tui.session.workspace import path_hint
+
+    answer = ("```python src/app.py\nx = 1\n```\n```js\n// file: web/a.js\nlet y\n```\n"
+              "```python\n# filename: b.py\nz = 2\n```\n```python\nplain = 3\n```\n")
+    blocks = number_blocks([{"role": "assistant", "content": answer}])
+    assert [path_hint(b) for b in blocks] == [("src/app.py", "x = 1"), ("web/a.js", "let y"), ("b.py", "z = 2"),
+                                              ("", "plain = 3")]
+
+
+def test_at_completes_paths_git_knows_and_leaves_ignored_ones_out(tmp_path, monkeypatch):
+    import subprocess
+
+    from starchat_tui.session.commands import complete
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("build/\n")
+    (tmp_path / "app.py").write_text("")
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "x.py").write_text("")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "app.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert [c.value for c in complete("look at @ap")] == ["look at @app.py", "look at @apps/x.py"]
+    assert [c.value for c in complete("@b")] == []
+    assert complete("mail me@ap") == []
+    assert [c.value for c in complete("/add app.py ap")] == ["/add app.py app.py", "/add app.py apps/x.py"]
+    assert "/add build/app.py" not in [c.value for c in complete("/add ")]
+
+
+def test_a_replaced_file_keeps_its_mode_and_a_new_one_gets_the_umask(tmp_path):
+    import os
+    import stat
+
+    from starchat_tui.files import write_file
+
+    script = tmp_path / "run.sh"
+    script.write_text("echo old\n")
+    script.chmod(0o755)
+    write_file(script, "echo new\n", force=True)
+    assert script.read_text() == "echo new\n" and stat.S_IMODE(script.stat().st_mode) == 0o755
+    fresh = tmp_path / "new.txt"
+    write_file(fresh, "x\n", force=False)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

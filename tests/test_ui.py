@@ -790,7 +790,8 @@ async def test_attached_input_waits_for_enter_and_goes_into_the_first_message(ti
     async with running_app(tiny_model, tiny_engine, attachments=[attachment]) as pilot:
         app = pilot.app
         screen = app.chat_screen
-        await wait_until(pilot, lambda: "attached: x.py (python, 3 lines)" in screen_text(app), what="the bar")
+        tokens = tiny_engine.renderer.count_tokens(attachment.text)
+        await wait_until(pilot, lambda: f"attached: x.py (2 lines, {tokens} tokens)" in screen_text(app), what="the bar")
         assert screen.chat.messages == []  # nothing is sent until the user says what to ask
         await ask(pilot, "What does this do?")
         first = screen.chat.messages[0]["content"]
@@ -853,3 +854,45 @@ async def test_square_brackets_from_users_and_models_are_shown_literally(tiny_mo
         await wait_until(pilot, lambda: any("unknown command /shw" in n.message for n in app._notifications),
                          what="the notification")
         assert all(not n.markup for n in app._notifications)
+
+
+async def test_esc_stops_a_shell_command_and_its_output_so_far_is_attached(tiny_model, tiny_engine, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("x = 1\n")
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        screen = pilot.app.chat_screen
+        screen.prompt.text = "!echo started; sleep 30"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.code_runner.running, what="the command to start")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: bool(screen.chat.attachments), what="the command to stop", timeout=10)
+        [output] = screen.chat.attachments
+        assert "stopped by you" in output.source and output.text == "started\n"
+        screen.prompt.text = "look at @ap"
+        await pilot.press("tab")
+        assert screen.prompt.text == "look at @app.py"
+        await pilot.pause()
+        assert "attached: output of `echo started; sleep 30`" in screen_text(pilot.app)
+
+
+async def test_apply_shows_the_diff_in_colour_and_asks(tiny_model, tiny_engine, tmp_path, monkeypatch):
+    from starchat_tui.ui.screens.viewer import TextViewer
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("x = 1\n")
+    async with running_app(tiny_model, tiny_engine) as pilot:
+        app = pilot.app
+        screen = app.chat_screen
+        screen.chat.conversation.add("assistant", "```python\nx = 2\n```\n")
+        screen.prompt.text = "/apply 1 app.py"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the question")
+        viewer = app.screen_stack[-2]
+        assert isinstance(viewer, TextViewer)
+        shown = viewer.query_one("#view Static").render()
+        assert [(str(shown)[span.start:span.end], str(span.style)) for span in shown.spans if span.style] == [
+            ("--- a/app.py\n", "bold"), ("+++ b/app.py\n", "bold"), ("@@ -1 +1 @@\n", "ansi_cyan"),
+            ("-x = 1\n", "ansi_red"), ("+x = 2\n", "ansi_green")]
+        await pilot.press("y")
+        await wait_until(pilot, lambda: (tmp_path / "app.py").read_text() == "x = 2\n", what="the file written")

@@ -159,12 +159,14 @@ def test_slash_commands_parse_and_complain_in_one_line():
     assert is_command("/help")
     assert not is_command("/usr/bin/python crashes, why?")
     assert not is_command("//not a command")
+    assert is_command("!git status") and parse("!git status")[0].name == "shell"
+    assert parse("!  ls -l")[1] == "ls -l"
 
 
 def test_slash_completion_offers_commands_then_arguments():
     from starchat_tui.session.commands import complete
 
-    assert [c.value for c in complete("/sh")] == ["/show "]
+    assert [c.value for c in complete("/sh")] == ["/show ", "/shell "]
     assert [c.value for c in complete("/show p")] == ["/show prompt", "/show params"]
     assert [c.value for c in complete("/theme star", lambda name: ["starchat-dark", "nord"])] == [
         "/theme starchat-dark"

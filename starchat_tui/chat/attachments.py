@@ -28,6 +28,9 @@ class Attachment:
     source: str
     text: str
     cut_tokens: int = 0
+    # For a file: its resolved path and what it held when attached, so /apply can tell whether it changed since.
+    path: str = ""
+    digest: str = ""
 
     @property
     def language(self) -> str:

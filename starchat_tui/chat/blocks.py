@@ -29,6 +29,7 @@ class CodeBlock:
     language: str
     code: str
     message_index: int
+    info: str = ""  # the whole fence info string (```python app.py): /apply reads a file name from it
 
     @property
     def line_count(self) -> int:
@@ -47,14 +48,14 @@ def fence_language(info: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def blocks_in(text: str) -> tuple[tuple[str, str], ...]:
-    """(language, code) of each code block in one Markdown text, in document order."""
+def blocks_in(text: str) -> tuple[tuple[str, str, str], ...]:
+    """(language, code, fence info) of each code block in one Markdown text, in document order."""
     from markdown_it import MarkdownIt
 
     found = []
     for token in MarkdownIt("gfm-like").parse(text):
         if token.type in ("fence", "code_block"):
-            found.append((fence_language(token.info), token.content.rstrip("\n")))
+            found.append((fence_language(token.info), token.content.rstrip("\n"), token.info.strip()))
     return tuple(found)
 
 
@@ -64,8 +65,8 @@ def number_blocks(messages: Sequence[Mapping[str, Any]]) -> list[CodeBlock]:
     for index, message in enumerate(messages):
         if message.get("role") != "assistant":
             continue
-        for language, code in blocks_in(str(message.get("content") or "")):
-            numbered.append(CodeBlock(len(numbered) + 1, language, code, index))
+        for language, code, info in blocks_in(str(message.get("content") or "")):
+            numbered.append(CodeBlock(len(numbered) + 1, language, code, index, info))
     return numbered
 
 

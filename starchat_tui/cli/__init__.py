@@ -36,6 +36,7 @@ A local-first coding assistant for the terminal, on StarChat, StarCoder or any c
   starchat-tui                      open the chat app (the demo model unless -m is given)
   starchat-tui -p "question"        print one answer to stdout, for scripts
   cat x.py | starchat-tui -p "explain this"
+  starchat-tui -f app.py -p "why does this fail?"   attach files to the question
   starchat-tui review x.py y.py     review files
 """
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("prompt", nargs="*", help="the first message (joined with spaces)")
     parser.add_argument("-p", "--print", action="store_true", help="print the answer to stdout and exit")
     parser.add_argument("--json", action="store_true", help="with -p: print one JSON object with the reply and stats")
+    parser.add_argument("-f", "--file", action="append", default=[], metavar="PATH",
+                        help="attach a text file to the first message (repeatable; also /add PATH in the chat)")
     parser.add_argument("--plain", action="store_true", help="a line-mode prompt instead of the full-screen app")
     sessions = parser.add_mutually_exclusive_group()
     sessions.add_argument("-c", "--continue", dest="continue_last", action="store_true", help="continue the last session")

@@ -64,19 +64,11 @@ def piped_attachments() -> list:
 
 
 def read_attachments(paths: Sequence[str]):
-    from ..chat.attachments import decode_input
-    from ..files import read_bytes
+    """Each file (``-`` for stdin) as an attachment, by the chat's rules for /add; the first that cannot be
+    attached is the error."""
+    from ..session.workspace import read_file
 
-    attachments = []
-    for path in paths:
-        if path == "-":
-            attachments.append(read_stdin_attachment())
-            continue
-        try:
-            attachments.append(decode_input(read_bytes(path, folder_hint="name the files to review"), path))
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-    return attachments
+    return [read_stdin_attachment() if path == "-" else read_file(path) for path in paths]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,7 +158,9 @@ def ask_or_chat(args: argparse.Namespace) -> int:
     """``starchat-tui [PROMPT]``: print one answer with -p or --dry-run, else open the chat."""
     settings = settings_from_args(args)
     instruction = " ".join(args.prompt)
-    attachments = piped_attachments()
+    if "-" in args.file:  # piped input is attached already; reading stdin twice would find it empty
+        raise UsageError("-f -: pipe the input in without -f; it is attached as it is")
+    attachments = piped_attachments() + read_attachments(args.file)
     if args.print or args.dry_run:
         if not instruction and not attachments:
             raise UsageError(NOTHING_TO_ASK)

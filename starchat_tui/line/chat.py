@@ -20,6 +20,7 @@ from ..session import commands
 from ..session.chat_session import ChatSession
 from ..session.code_runs import CodeRunner, RunChoice
 from ..session.interrupt import ctrl_c_calls
+from ..session.workspace import attach_mentions
 from .loader import EngineLoader
 from .terminal import PROMPT, build_prompt_session, terminal_input, typing_ahead_kept
 
@@ -125,6 +126,8 @@ class LineChat:
             parts += [f"{engine.stats.tokens_per_s:.1f} tok/s", f"cached {engine.stats.cached_tokens}"]
         if self.chat.session_id:
             parts.append(f"session {self.chat.session_id}")
+        if self.chat.attachments:
+            parts.append(f"{len(self.chat.attachments)} attached (/add lists them)")
         return make_inert(" · ".join(parts))
 
     # -- turns --
@@ -168,8 +171,10 @@ class LineChat:
         if commands.is_command(text):
             self.draft = ""
             commands.execute(self, text.strip())
-        else:
+        elif attach_mentions(self, text):
             self.send(commands.as_message(text))
+        else:
+            self.draft = text  # a file it names could not be attached: the message waits in the prompt
 
     # -- the Front the commands talk through --
 
@@ -205,6 +210,9 @@ class LineChat:
     def show_text(self, title: str, text: str) -> None:
         self.say(f"# {make_inert(title)}")
         self.say(make_inert(text))
+
+    def attachments_changed(self) -> None:
+        pass  # each change is a note already; the next message shows them being sent
 
     def copy(self, text: str) -> str:
         from ..clipboard import copy_text, osc52

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Generator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chat.attachments import Attachment
@@ -26,6 +28,16 @@ if TYPE_CHECKING:
     from ..store.sessions import SessionStore
 
 SAVE_INTERVAL = 0.5  # s between saves of a streaming answer; the promise to users is "at least once a second"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One /apply, as /undo needs it: the file and its text before (None: /apply created it) and after."""
+
+    path: Path
+    before: str | None
+    after: str
+    block: int
 
 
 class ChatSession:
@@ -47,6 +59,10 @@ class ChatSession:
         self.session_id = session_id
         self.conversation = conversation if conversation is not None else Conversation(system=system)
         self.attachments: list[Attachment] = []  # go with the next message sent
+        # The folder the chat started in: with the git root above it, the project /apply writes in unasked.
+        self.folder = Path.cwd()
+        self.files: dict[str, Attachment] = {}  # every file attached in this chat, by resolved path, as read then
+        self.applied: list[Applied] = []  # what /undo puts back, the last /apply last
         self.editing: int | None = None  # index of the user message being edited: sending replaces it
         self.last_reply: dict[str, Any] | None = None  # what the last reply() left in the conversation
         self._reply_id: int | None = None
@@ -151,8 +167,22 @@ class ChatSession:
 
         content, cuts = fit_attachments(renderer, self.conversation, text, self.attachments,
                                         self.resolved_options()["max_new_tokens"])
+        self.files.update({a.path: a for a in self.attachments if a.path})
         self.attachments = []
         return content, cuts
+
+    def attach(self, attachment: Attachment) -> None:
+        """Add an attachment to the next message; the same file attached again replaces the pending copy."""
+        self.attachments = [a for a in self.attachments if not (attachment.path and a.path == attachment.path)]
+        self.attachments.append(attachment)
+        if attachment.path:
+            self.files[attachment.path] = attachment
+
+    def known_file(self, path: Path) -> Attachment | None:
+        """The attachment ``path`` was last read into, pending or sent; None when it was never attached."""
+        key = str(path)
+        pending = [a for a in self.attachments if a.path == key]
+        return pending[-1] if pending else self.files.get(key)
 
     def add_user(self, content: str) -> None:
         """Add and save a user message at once; while editing, it replaces the edited one and what followed."""
@@ -277,7 +307,9 @@ class ChatSession:
 
     def fresh(self) -> ChatSession:
         """An empty chat with the same model, system prompt and settings (saved at its first message)."""
-        return ChatSession(self.store, model=self.model, system=self.system, options=self.options)
+        chat = ChatSession(self.store, model=self.model, system=self.system, options=self.options)
+        chat.folder = self.folder
+        return chat
 
     def set_system(self, text: str | None) -> None:
         self.conversation.system = text or None

@@ -8,6 +8,8 @@ files one run writes are there for the next.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +49,17 @@ class CodeRunner:
     def stop(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
+
+    @contextmanager
+    def stoppable(self) -> Iterator[threading.Event]:
+        """An event that :meth:`stop` (Esc in the app) and Ctrl+C in a terminal set: for a !command, which the
+        user stops the way they stop a block's run."""
+        self._cancel = cancel = threading.Event()
+        try:
+            with ctrl_c_calls(cancel.set):
+                yield cancel
+        finally:
+            self._cancel = None
 
     def run(self, front: Front, block: CodeBlock, language: str = "") -> None:
         try:

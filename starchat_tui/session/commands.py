@@ -54,8 +54,11 @@ def command(name: str, usage: str, help: str, *, choices: tuple[str, ...] = (), 
 
 
 def is_command(text: str) -> bool:
-    """A message is a command when it starts with / and the first word is not a path like /usr/bin."""
+    """A message is a command when it starts with / and the first word is not a path like /usr/bin, or
+    when it starts with ! (a shell command, the same as /shell)."""
     stripped = text.strip()
+    if stripped.startswith("!"):
+        return True
     if not stripped.startswith("/") or stripped.startswith("//"):
         return False
     word = stripped[1:].split(maxsplit=1)[0] if len(stripped) > 1 else ""
@@ -68,7 +71,9 @@ def as_message(text: str) -> str:
 
 
 def parse(text: str) -> tuple[Command, str]:
-    """Split ``/name rest`` into the command and its argument text."""
+    """Split ``/name rest`` into the command and its argument text (``!rest`` is ``/shell rest``)."""
+    if text.strip().startswith("!"):
+        return COMMANDS["shell"], text.strip()[1:].strip()
     name, _, rest = text.strip()[1:].partition(" ")
     name = ALIASES.get(name.lower(), name.lower())
     found = COMMANDS.get(name)
@@ -93,6 +98,8 @@ def help_lines() -> list[str]:
     width = max(len(c.usage) for c in COMMANDS.values())
     lines = [f"{c.usage:<{width}}  {c.help}" for c in COMMANDS.values()]
     lines.append(f"{'//TEXT':<{width}}  send TEXT starting with / (a line like /usr/bin/x ... is sent as it is)")
+    lines.append(f"{'!COMMAND':<{width}}  run COMMAND in your shell; its output goes with your next message")
+    lines.append(f"{'@PATH':<{width}}  in a message: attach that file (Tab completes the path)")
     return lines
 
 
@@ -107,7 +114,15 @@ def complete(text: str, dynamic: Callable[[str], Iterable[str]] | None = None) -
     """Completions for a prompt that is a command being typed; [] when it is not one.
 
     ``dynamic(command_name)`` supplies argument choices that depend on the chat (block numbers, themes).
+    A word starting with @ completes to a file's path, in a message or a command.
     """
+    mention = _mention_at_end(text)
+    if mention is not None:
+        from .workspace import path_choices
+
+        start = len(text) - len(mention)
+        return [Completion(text[:start] + choice, choice, "attach this file") for choice in path_choices(Path.cwd(), mention)
+                if choice != mention]
     if not text.startswith("/") or "\n" in text:
         return []
     head, space, rest = text[1:].partition(" ")
@@ -118,6 +133,13 @@ def complete(text: str, dynamic: Callable[[str], Iterable[str]] | None = None) -
             if c.name.startswith(head.lower())
         ]
     found = COMMANDS.get(ALIASES.get(head.lower(), head.lower()))
+    if found is not None and found.name == "add":  # every argument is a path: complete the last one
+        from .workspace import path_choices
+
+        word = "" if not rest or rest.endswith(" ") else rest.split()[-1]
+        start = len(text) - len(word)
+        return [Completion(text[:start] + choice, choice, found.help) for choice in path_choices(Path.cwd(), word)
+                if choice != word]
     if found is None or " " in rest:
         return []
     choices = list(found.choices) + list(dynamic(found.name) if dynamic else ())
@@ -128,10 +150,19 @@ def complete(text: str, dynamic: Callable[[str], Iterable[str]] | None = None) -
     ]
 
 
+def _mention_at_end(text: str) -> str | None:
+    """The path typed so far after an @ that starts the last word; None when the last word is not one."""
+    word = text.rsplit(None, 1)[-1] if text.strip() and not text[-1].isspace() else ""
+    before = text[: len(text) - len(word)]
+    return word[1:] if word.startswith("@") and (not before or before[-1].isspace()) else None
+
+
 def dynamic_choices(front: Front, name: str) -> list[str]:
     """Argument completions that depend on the chat as it stands."""
-    if name in ("copy", "save", "run"):
+    if name in ("copy", "save", "run", "apply"):
         return [str(b.number) for b in number_blocks(front.chat.messages)]
+    if name == "drop":
+        return [a.source for a in front.chat.attachments]
     if name == "theme":
         return sorted(front.theme_names())
     if name == "fork":
@@ -327,6 +358,48 @@ def _save(front: Front, argument: str) -> None:
 def _run(front: Front, argument: str) -> None:
     number, language = _number(argument, "/run N [LANGUAGE]")
     front.code_runner.run(front, _block(front, number), language)
+
+
+@command("add", "/add [PATH...]", "attach files to your next message (no path: list what is attached; also "
+         "@PATH in a message)")
+def _add(front: Front, argument: str) -> None:
+    from . import workspace
+
+    if not argument:
+        workspace.list_attachments(front)
+        return
+    workspace.attach_paths(front, workspace.split_paths(argument))
+
+
+@command("drop", "/drop [PATH]", "take an attached file (or !command output) off your next message (no path: all)")
+def _drop(front: Front, argument: str) -> None:
+    from . import workspace
+
+    workspace.drop(front, argument)
+
+
+@command("shell", "/shell COMMAND", "run COMMAND in your shell, as you typed it, and attach its output to your "
+         "next message (also !COMMAND)")
+def _shell(front: Front, argument: str) -> None:
+    from . import workspace
+
+    workspace.run_shell(front, argument)
+
+
+@command("apply", "/apply N [PATH]", "write code block N into a file (PATH, the file the block names, or the one "
+         "attached): shows the diff and asks first")
+def _apply(front: Front, argument: str) -> None:
+    from . import workspace
+
+    number, path = _number(argument, "/apply N [PATH]")
+    workspace.apply_block(front, _block(front, number), path)
+
+
+@command("undo", "/undo", "put back the file the last /apply changed (again for the one before)")
+def _undo(front: Front, argument: str) -> None:
+    from . import workspace
+
+    workspace.undo(front)
 
 
 @command("export", "/export [md|json|jsonl] [PATH]", "write this chat to a file (asks before replacing one)",

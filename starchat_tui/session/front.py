@@ -60,6 +60,10 @@ class Front(Protocol):
 
     def show_text(self, title: str, text: str) -> None: ...
 
+    def attachments_changed(self) -> None:
+        """The chat's pending attachments changed (/add, /drop, @path, !command): show them if the front-end can."""
+        ...
+
     def copy(self, text: str) -> str:
         """Put ``text`` on the clipboard; returns how ("to the clipboard", "with OSC 52")."""
         ...

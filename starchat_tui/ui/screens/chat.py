@@ -31,6 +31,7 @@ from ...errors import StarchatError, UsageError
 from ...session import commands
 from ...session.chat_session import ChatSession
 from ...session.code_runs import CodeRunner
+from ...session.workspace import attach_mentions, describe
 from .. import keymap
 from ..feeder import StreamFeeder, TokenBuffer
 from ..widgets.answer import AssistantMessage
@@ -163,6 +164,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         status.model, status.device, status.dtype = Path(engine.model_name).name or engine.model_name, engine.device, engine.dtype
         status.context_limit = engine.context_limit
         self.count_context()
+        self._show_attachments()  # the token counts were estimates until the tokenizer was in
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
             # A callable, not a coroutine: a worker that never starts (the app is closing) then leaves nothing
@@ -249,10 +251,8 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         if not self.chat.attachments:
             bar.display = False
             return
-        described = ", ".join(
-            f"{a.source} ({a.language or 'text'}, {a.text.count(chr(10)) + 1} lines)" for a in self.chat.attachments
-        )
-        bar.update(f"📎 attached: {described}: sent with your next message")
+        described = ", ".join(describe(self, a) for a in self.chat.attachments)
+        bar.update(f"📎 attached: {described}: sent with your next message (/drop removes)")
         bar.display = True
 
     # -- sending and answering -------------------------------------------------------------------------
@@ -304,6 +304,9 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         if text.strip() and remember:
             self._remember_prompt(text)
         editing = self.chat.editing
+        if not attach_mentions(self, text):
+            self.prompt.recall(text)  # a file it names could not be attached: the message waits
+            return
         if self.chat.attachments:
             engine = self.engine
             if engine is None:

@@ -101,6 +101,9 @@ class ScreenFront:
     def show_text(self, title: str, text: str) -> None:
         self._on_ui(self.app.push_screen, TextViewer(title, text))
 
+    def attachments_changed(self) -> None:
+        self._on_ui(self._show_attachments)
+
     def copy(self, text: str) -> str:
         return str(self._on_ui(copy_text, self.app.copy_to_clipboard, text))
 

@@ -92,7 +92,8 @@ class PromptInput(TextArea):
 
     def action_send(self) -> None:
         chosen = self._completion()
-        if chosen is not None:
+        # Enter takes a command's completion; a file's (after @) only Tab takes, so Enter sends what was typed.
+        if chosen is not None and self.text.startswith("/"):
             self._apply(chosen)
             if chosen.value.endswith(" "):
                 return  # the command wants an argument: let the user type it
