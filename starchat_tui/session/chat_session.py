@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..chat.attachments import Attachment
@@ -26,6 +27,30 @@ if TYPE_CHECKING:
     from ..store.sessions import SessionStore
 
 SAVE_INTERVAL = 0.5  # s between saves of a streaming answer; the promise to users is "at least once a second"
+
+
+@dataclass(frozen=True)
+class ContextUse:
+    """How much of the model's context the next prompt takes, pending attachments included."""
+
+    tokens: int
+    limit: int  # the model's context
+    budget: int  # what the prompt may take: the limit less the room kept for the reply
+
+    @property
+    def fits(self) -> bool:
+        return self.tokens <= self.budget
+
+    def short(self) -> str:
+        """``ctx 1.2k/8k``, for a status line."""
+        return f"ctx {_thousands(self.tokens)}/{_thousands(self.limit)}"
+
+
+def _thousands(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    text = f"{n / 1000:.1f}".removesuffix(".0")
+    return f"{text}k"
 
 
 class ChatSession:
@@ -130,6 +155,18 @@ class ChatSession:
         from ..engine.generation import resolve_generation_options
 
         return resolve_generation_options(self.options)
+
+    def context_use(self, renderer: PromptRenderer, draft: str = "") -> ContextUse:
+        """The tokens the next prompt takes: the conversation as the model sees it, plus ``draft`` and the
+        pending attachments as they would be sent (whole: :meth:`compose` cuts them only when sending)."""
+        from ..chat.attachments import compose_prompt
+
+        messages = list(self.conversation.messages)
+        if draft.strip() or self.attachments:
+            messages.append({"role": "user", "content": compose_prompt(draft, self.attachments)})
+        max_new_tokens = self.resolved_options()["max_new_tokens"]
+        return ContextUse(renderer.count_messages(messages), renderer.context_limit,
+                          renderer.prompt_budget(max_new_tokens))
 
     # -- saving ----------------------------------------------------------------------------------------
 
