@@ -117,14 +117,10 @@ class Printer:
         self.kept: list[str] = []  # the answers as --output writes them
         self.out = sys.stdout
 
-    def event(self, kind: str, **fields: Any) -> None:
-        self.out.write(json.dumps({"type": kind, **fields}, ensure_ascii=False) + "\n")
-        self.out.flush()
-
     def warn(self, line: str) -> None:
         say(line)
         if self.output.format == "jsonl":
-            self.event("warning", message=line)
+            _event("warning", message=line)
 
     def start(self, request: Request) -> None:
         header = f"## {request.title}\n\n" if self.titled and request.title else ""
@@ -132,7 +128,7 @@ class Printer:
             header = "\n" + header
         self.kept.append(header)
         if self.output.format == "jsonl":
-            self.event("start", model=self.model, **({"file": request.title} if request.title else {}))
+            _event("start", model=self.model, **({"file": request.title} if request.title else {}))
         elif self.output.format == "text" and header:
             self.out.write(header)
 
@@ -140,7 +136,7 @@ class Printer:
         from ..chat.inert import make_inert
 
         if self.output.format == "jsonl":
-            self.event("delta", text=text)
+            _event("delta", text=text)
         elif self.output.format == "text":
             self.out.write(make_inert(text))
             self.out.flush()
@@ -152,32 +148,36 @@ class Printer:
         interrupted = bool(reply and reply.get("interrupted"))
         self.kept.append(content if content.endswith("\n") or not content else content + "\n")
         if self.output.format == "jsonl":
-            self.event("end", stats=stats, interrupted=interrupted)
+            _event("end", stats=stats, interrupted=interrupted)
         elif self.output.format == "json":
             fields = {"file": request.title} if request.title else {}
             json.dump({"model": self.model, **fields, "reply": content, "interrupted": interrupted, "stats": stats,
                        "messages": chat.conversation.messages}, self.out, ensure_ascii=False)
             self.out.write("\n")
-        elif content and not content.endswith("\n"):
+        elif reply is not None and not content.endswith("\n"):
             self.out.write("\n")
         self.out.flush()
         return interrupted
 
 
+def _event(kind: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"type": kind, **fields}, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 @contextmanager
-def error_events(output: Output) -> Iterator[None]:
+def error_events(args: argparse.Namespace) -> Iterator[None]:
     """With --format jsonl a failure is an event on stdout too, so a script reading only stdout sees it;
     the one-line message on stderr and the exit code stay as they are."""
     try:
         yield
     except StarchatError as error:
-        if output.format == "jsonl":
-            Printer(output, "").event("error", message=str(error), exit_code=error.exit_code)
+        if args.format == "jsonl":
+            _event("error", message=str(error), exit_code=error.exit_code)
         raise
     except Exception as error:
-        if output.format == "jsonl":
-            Printer(output, "").event("error", message=f"internal error: {type(error).__name__}: {error}",
-                                             exit_code=EXIT_INTERNAL)
+        if args.format == "jsonl":
+            _event("error", message=f"internal error: {type(error).__name__}: {error}", exit_code=EXIT_INTERNAL)
         raise
 
 
@@ -269,22 +269,21 @@ def answer(settings: Settings, requests: list[Request], output: Output, *, dry_r
 
 def ask_or_chat(args: argparse.Namespace) -> int:
     """``starchat-tui [PROMPT]``: print one answer with -p or --dry-run, else open the chat."""
-    settings = settings_from_args(args)
-    printing = args.print or args.dry_run
-    if not printing and (args.json or args.format or args.output or args.force):
-        raise UsageError("--json, --format, --output and --force go with -p/--print")
-    if printing:
-        output = output_from_args(args)
-        with error_events(output):
-            instruction = " ".join(args.prompt)
-            attachments = piped_attachments()
-            if not instruction and not attachments:
-                raise UsageError(NOTHING_TO_ASK)
-            return answer(settings, [Request(instruction, attachments)], output, dry_run=args.dry_run)
-    from .interactive import open_chat
+    if not (args.print or args.dry_run):
+        if args.json or args.format or args.output or args.force:
+            raise UsageError("--json, --format, --output and --force go with -p/--print")
+        from .interactive import open_chat
 
-    return open_chat(settings, " ".join(args.prompt), piped_attachments(), plain=args.plain, session_id=args.session,
-                     continue_last=args.continue_last, overrides=_overrides(args))
+        return open_chat(settings_from_args(args), " ".join(args.prompt), piped_attachments(), plain=args.plain,
+                         session_id=args.session, continue_last=args.continue_last, overrides=_overrides(args))
+    with error_events(args):
+        output = output_from_args(args)
+        settings = settings_from_args(args)
+        instruction = " ".join(args.prompt)
+        attachments = piped_attachments()
+        if not instruction and not attachments:
+            raise UsageError(NOTHING_TO_ASK)
+        return answer(settings, [Request(instruction, attachments)], output, dry_run=args.dry_run)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -334,8 +333,8 @@ class Review(Command):
         add_model_flags(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        output = output_from_args(args)
-        with error_events(output):
+        with error_events(args):
+            output = output_from_args(args)
             settings = settings_from_args(args)
             if args.staged or args.base or args.commit:
                 return self._review_changes(args, settings, output)
