@@ -206,3 +206,31 @@ def test_a_continued_session_keeps_its_settings_unless_the_command_line_override
 def test_continuing_with_nothing_saved_says_so(store):
     with pytest.raises(UsageError, match="no saved session to continue"):
         ChatSession.choose(store, Settings(), continue_last=True)
+
+
+def test_context_use_counts_pending_attachments_and_says_which_turns_are_left_out(engine):
+    from starchat_tui.chat.attachments import decode_input
+
+    renderer = engine.renderer
+    chat = ChatSession(None, model="tiny", options={"temperature": 0, "max_new_tokens": 16})
+    chat.add_user("hello")
+    chat.conversation.add("assistant", "Hi there.")
+    talked = chat.context_use(renderer)
+    assert talked.tokens == renderer.count_messages(chat.conversation.messages)
+    assert (talked.limit, talked.left_out, talked.fits) == (1024, 0, True)
+    assert talked.short() == f"ctx {talked.tokens}/1k"
+    chat.attachments = [decode_input(b"x = 1\n" * 50, "a.py")]
+    attached = chat.context_use(renderer, "look at this")
+    content = "look at this\n\n" + chat.attachments[0].as_markdown()
+    assert attached.tokens == renderer.count_messages([*chat.conversation.messages, {"role": "user", "content": content}])
+    chat.attachments = []
+    for number in range(30):
+        chat.add_user(f"question {number}: " + "why " * 20)
+        chat.conversation.add("assistant", "because " * 20)
+    full = chat.context_use(renderer)
+    assert not full.fits and full.tokens > full.budget
+    assert full.left_out == renderer.fit(chat.conversation.messages, 16).dropped_turns > 0
+    assert full.short().endswith(f" · {full.left_out} old turn(s) left out")
+    chat.add_user("and now?")
+    "".join(chat.reply(engine))
+    assert any("oldest turn(s)" in warning for warning in engine.warnings), "sending says so too"

@@ -142,13 +142,31 @@ async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_mode
         store = screen.chat.store
         assert store.messages(screen.chat.session_id) == screen.chat.messages
         status = screen.status_line
-        assert status.context_used == tiny_engine.stats.prompt_tokens + tiny_engine.stats.new_tokens > 0
-        assert status.context_limit == tiny_engine.context_limit
+        await wait_until(pilot, lambda: status.context == screen.chat.context_use(tiny_engine.renderer),
+                         what="the context count of the whole conversation")
+        assert status.context.tokens > tiny_engine.stats.prompt_tokens, "the reply counts too"
+        assert status.context.limit == tiny_engine.context_limit
         assert status.tokens_per_s == tiny_engine.stats.tokens_per_s > 0
         text = screen_text(app)
-        assert "tok/s" in text and f"ctx {status.context_used}/{status.context_limit}" in text
+        assert "tok/s" in text and status.context.short() in text
         await ask(pilot, "Write a function that adds two numbers.")
         assert screen.status_line.cached_tokens > 0  # the second turn reuses the first turn's cache
+
+
+async def test_the_status_line_counts_pending_attachments(tiny_model, tiny_engine):
+    from starchat_tui.chat.attachments import Attachment
+
+    attached = [Attachment("big.py", "value = 1\n" * 80)]
+    async with running_app(tiny_model, tiny_engine, attachments=attached) as pilot:
+        screen = pilot.app.chat_screen
+        status = screen.status_line
+        await wait_until(pilot, lambda: status.context is not None, what="the context count")
+        assert status.context == screen.chat.context_use(tiny_engine.renderer)
+        pending, screen.chat.attachments = screen.chat.attachments, []
+        bare = screen.chat.context_use(tiny_engine.renderer).tokens
+        screen.chat.attachments = pending
+        assert status.context.tokens > bare + 80, "the attachment is counted before it is sent"
+        assert status.context.short() in screen_text(pilot.app)
 
 
 @pytest.mark.parametrize("key", ["escape", "ctrl+c"])

@@ -36,14 +36,20 @@ class ContextUse:
     tokens: int
     limit: int  # the model's context
     budget: int  # what the prompt may take: the limit less the room kept for the reply
+    left_out: int = 0  # oldest turns the model will not see, because the conversation outgrew the budget
 
     @property
     def fits(self) -> bool:
         return self.tokens <= self.budget
 
+    @property
+    def share(self) -> float:
+        return self.tokens / self.limit if self.limit else 0.0
+
     def short(self) -> str:
-        """``ctx 1.2k/8k``, for a status line."""
-        return f"ctx {_thousands(self.tokens)}/{_thousands(self.limit)}"
+        """``ctx 1.2k/8k``, and how many turns are left out when some are, for a status line."""
+        text = f"ctx {_thousands(self.tokens)}/{_thousands(self.limit)}"
+        return text + (f" · {self.left_out} old turn(s) left out" if self.left_out else "")
 
 
 def _thousands(n: int) -> str:
@@ -162,11 +168,19 @@ class ChatSession:
         from ..chat.attachments import compose_prompt
 
         messages = list(self.conversation.messages)
-        if draft.strip() or self.attachments:
-            messages.append({"role": "user", "content": compose_prompt(draft, self.attachments)})
         max_new_tokens = self.resolved_options()["max_new_tokens"]
-        return ContextUse(renderer.count_messages(messages), renderer.context_limit,
-                          renderer.prompt_budget(max_new_tokens))
+        budget = renderer.prompt_budget(max_new_tokens)
+        tokens = renderer.count_messages(messages)
+        left_out = 0
+        # Only the conversation's own overflow drops turns: attachments that do not fit are cut when sent.
+        if tokens > budget and messages:
+            try:
+                left_out = renderer.fit(messages, max_new_tokens).dropped_turns
+            except UsageError:  # even the newest turn alone does not fit; sending says so
+                left_out = 0
+        if draft.strip() or self.attachments:
+            tokens = renderer.count_messages([*messages, {"role": "user", "content": compose_prompt(draft, self.attachments)}])
+        return ContextUse(tokens, renderer.context_limit, budget, left_out)
 
     # -- saving ----------------------------------------------------------------------------------------
 

@@ -159,7 +159,6 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         status.loading_step = ""
         status.error = ""
         status.model, status.device, status.dtype = Path(engine.model_name).name or engine.model_name, engine.device, engine.dtype
-        status.context_limit = engine.context_limit
         self.count_context()
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
@@ -174,13 +173,12 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def count_context(self) -> None:
-        """Measure the context the conversation fills, off the UI thread (tokenizing can take a while)."""
+        """Measure the context the next prompt fills, off the UI thread (tokenizing can take a while)."""
         engine = self.engine
-        messages = list(self.chat.conversation.messages)
         if engine is None:
             return
-        used = engine.renderer.count_messages(messages) if messages else 0
-        self.app.call_from_thread(setattr, self.status_line, "context_used", used)
+        use = self.chat.context_use(engine.renderer)
+        self.app.call_from_thread(setattr, self.status_line, "context", use)
 
     # -- showing a chat --------------------------------------------------------------------------------
 
@@ -243,6 +241,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         await self._add_entry(partial(NoteMessage, text, kind=kind))
 
     def _show_attachments(self) -> None:
+        self.count_context()  # what they take is shown before they are sent
         bar = self.query_one("#attachments", Static)
         if not self.chat.attachments:
             bar.display = False
@@ -387,7 +386,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         if error is None:
             self.status_line.tokens_per_s = stats.tokens_per_s
             self.status_line.cached_tokens = stats.cached_tokens
-            self.status_line.context_used = stats.prompt_tokens + stats.new_tokens
+        self.count_context()
         for warning in engine.warnings:
             await self.add_note(warning, "warning")
         if error is not None:
