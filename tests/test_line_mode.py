@@ -167,6 +167,13 @@ def test_the_toolbar_shows_the_context_the_next_prompt_takes(tmp_path, tiny_mode
         line.handle("what is this?")
         sent = session.context_use(engine.renderer)
         assert sent.short() in line.toolbar() and sent.tokens > pending.tokens, "the answer counts once it came"
+        for number in range(30):
+            session.add_user(f"question {number}: " + "why " * 20)
+            session.conversation.add("assistant", "because " * 20)
+        line.context = None
+        assert "old turn(s) left out" in line.toolbar()
+        line.handle("and now?")
+        assert "note: dropped the " in line.err.getvalue(), "the user is told when turns are left out"
 
 
 def test_a_line_starting_with_a_path_is_sent_as_a_message(chat):

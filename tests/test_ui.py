@@ -169,6 +169,24 @@ async def test_the_status_line_counts_pending_attachments(tiny_model, tiny_engin
         assert status.context.short() in screen_text(pilot.app)
 
 
+async def test_turns_left_out_are_shown_before_and_after_sending(tiny_model, tiny_engine, tmp_path):
+    from starchat_tui.store import SessionStore
+
+    with SessionStore(tmp_path / "s.db") as store:
+        session = store.create_session(tiny_model, None, {"temperature": 0, "max_new_tokens": 16})
+        for number in range(30):
+            store.add_message(session.id, "user", f"question {number}: " + "why " * 20)
+            store.add_message(session.id, "assistant", "because " * 20)
+        async with running_app(tiny_model, tiny_engine, store=store, session_id=session.id) as pilot:
+            screen = pilot.app.chat_screen
+            await wait_until(pilot, lambda: screen.status_line.context is not None, what="the context count")
+            assert screen.status_line.context.left_out > 0
+            assert "old turn(s) left out" in screen_text(pilot.app)
+            await ask(pilot, "and now?")
+            notes = [w for w in screen.query("NoteMessage") if "oldest turn(s)" in str(w.render())]
+            assert notes, "the answer is followed by a note saying turns were left out"
+
+
 @pytest.mark.parametrize("key", ["escape", "ctrl+c"])
 async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_interrupted(
     random_model, remote_rambler, key
