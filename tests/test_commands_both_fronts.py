@@ -38,6 +38,7 @@ SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
     "settings": [("/settings", ["temperature = 0\nmax_new_tokens = 12"])],
     "show": [("/show params", []), ("/show template", []), ("/show session", []), ("/show prompt", [])],
     "retry": [("/retry", [])],
+    "compact": [("/compact", []), ("q3", [])],
     "edit": [("/edit", []), ("q2, said better", [])],
     "fork": [("/fork 1", [])],
     "fork-all": [("/fork", [])],
@@ -206,6 +207,10 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
         "fork-all": lambda s: len(s) == 2 and s[1][4] == s[0][4],
         "clear": lambda s: len(s) == 2 and s[1][4][0]["content"] == "a new question" and s[1][1] == "be brief",
         "model": lambda s: s[0][0] == tiny_model,
+        # The summary is saved after the turns it stands in for, which all stay; the next turn follows it.
+        "compact": lambda s: s[0][4][:4] == seeded[0][4] and s[0][4][4]["role"] == "assistant"
+        and s[0][4][4]["summary"] is True and s[0][4][4]["covers"] == 2 and s[0][4][4]["content"]
+        and s[0][4][5] == {"role": "user", "content": "q3"} and len(s[0][4]) == 7,
     }
     check = expected_change.get(name, lambda s: s == seeded)
     assert check(line_state), line_state

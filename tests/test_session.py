@@ -234,3 +234,36 @@ def test_context_use_counts_pending_attachments_and_says_which_turns_are_left_ou
     chat.add_user("and now?")
     "".join(chat.reply(engine))
     assert any("oldest turn(s)" in warning for warning in engine.warnings), "sending says so too"
+
+
+def test_compact_shrinks_the_prompt_and_the_store_keeps_every_message(store, engine):
+    from starchat_tui.chat.conversation import SUMMARY_INTRO
+
+    chat = ChatSession(store, model="tiny", system="be brief", options={"temperature": 0, "max_new_tokens": 40})
+    for number in range(5):
+        chat.add_user(f"question {number}: how do I sort a list? " + "explain it step by step " * 8)
+        "".join(chat.reply(engine))
+    with pytest.raises(UsageError, match="nothing to compact"):
+        ChatSession(None, model="tiny").compact(engine)
+    everything = [dict(m) for m in chat.messages]
+    renderer = engine.renderer
+    before = renderer.count_messages(chat.conversation.for_model())
+    summary, cuts = chat.compact(engine)
+    view = chat.conversation.for_model()
+    after = renderer.count_messages(view)
+    assert after < before / 2, (before, after)
+    assert summary["summary"] is True and summary["covers"] == 8 and summary["content"]
+    assert view[0]["role"] == "system" and view[0]["content"].startswith(f"be brief\n\n{SUMMARY_INTRO}")
+    assert summary["content"] in view[0]["content"]
+    assert view[1:] == everything[8:], "the last turn stays word for word"
+    saved = store.messages(chat.session_id)
+    assert saved[:10] == everything and saved[10] == summary and len(saved) == 11, "nothing is removed"
+    assert ChatSession.open(store, chat.session_id).conversation.for_model() == view, "a reopened chat sees the same"
+    with pytest.raises(UsageError, match="nothing to compact"):
+        chat.compact(engine)
+    with pytest.raises(UsageError, match="nothing to regenerate since /compact"):
+        chat.drop_last_reply()
+    assert chat.answers()[-1] == everything[-1], "the summary is not an answer"
+    chat.add_user("and now?")
+    "".join(chat.reply(engine))
+    assert engine.stats.prompt_tokens < before, "the model was sent the compacted prompt"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..chat.attachments import Attachment
-from ..chat.conversation import Conversation
+from ..chat.conversation import Conversation, is_summary
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from ..store.sessions import SessionStore
 
 SAVE_INTERVAL = 0.5  # s between saves of a streaming answer; the promise to users is "at least once a second"
+
+
+COMPACT_INSTRUCTION = (
+    "Summarise the conversation below between a user and an assistant, for the assistant to carry on from "
+    "it: keep the user's goals, what was decided, the names of files, functions and variables, and any "
+    "code still being worked on. Write only the summary, in a few short paragraphs."
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ class ChatSession:
         return turns
 
     def answers(self) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["role"] == "assistant"]
+        return [m for m in self.messages if m["role"] == "assistant" and not is_summary(m)]
 
     def resolved_options(self) -> dict[str, Any]:
         from ..engine.generation import resolve_generation_options
@@ -167,7 +174,7 @@ class ChatSession:
         pending attachments as they would be sent (whole: :meth:`compose` cuts them only when sending)."""
         from ..chat.attachments import compose_prompt
 
-        messages = list(self.conversation.messages)
+        messages = self.conversation.for_model()
         max_new_tokens = self.resolved_options()["max_new_tokens"]
         budget = renderer.prompt_budget(max_new_tokens)
         tokens = renderer.count_messages(messages)
@@ -294,6 +301,8 @@ class ChatSession:
         messages = self.messages
         if not messages:
             raise UsageError("nothing to regenerate: send a message first")
+        if is_summary(messages[-1]):
+            raise UsageError("nothing to regenerate since /compact: send a message (or /edit the last one)")
         if messages[-1]["role"] == "assistant":
             self._truncate(len(messages) - 1)
         return len(self.messages)
@@ -325,6 +334,41 @@ class ChatSession:
         upto = len(self.messages) if turn is None else self.message_count_through_turn(turn)
         forked = self.store.fork(self.session_id, upto)
         return ChatSession.open(self.store, forked.id)
+
+    def compact(self, engine: ChatEngine, keep_turns: int = 1) -> tuple[dict[str, Any], list[str]]:
+        """Have the model summarise every turn but the last ``keep_turns``; the summary stands in for them.
+
+        The summary is saved as an assistant message flagged ``summary``, with ``covers``: how many messages
+        before it the model no longer sees (:meth:`Conversation.for_model`). Nothing is removed, so the store,
+        exports and the screen keep the whole chat. Returns the summary and a line for anything cut to fit
+        the summarising prompt. The summary is asked for through the one stream loop, on a scratch chat.
+        """
+        from ..chat.attachments import Attachment
+
+        users = [index for index, message in enumerate(self.messages) if message["role"] == "user"]
+        done = max((int(m.get("covers", 0)) for m in self.messages if is_summary(m)), default=0)
+        if len(users) <= keep_turns or users[-keep_turns] <= done:
+            raise UsageError("nothing to compact: /compact summarises the turns before the last one, and there are "
+                             "none that are not summarised already")
+        covers = users[-keep_turns]
+        older = Conversation.from_messages(
+            ([{"role": "system", "content": self.system}] if self.system else []) + self.messages[:covers]
+        ).for_model()
+        transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in older)
+        scratch = ChatSession(None, model=self.model, options=self.options)
+        scratch.attachments = [Attachment("the conversation", transcript, fence_language="")]
+        content, cuts = scratch.compose(engine.renderer, COMPACT_INSTRUCTION)
+        scratch.add_user(content)
+        for _ in scratch.reply(engine):
+            pass
+        reply = scratch.last_reply
+        if reply is None or reply.get("interrupted") or not reply["content"].strip():
+            raise UsageError("no summary came (it was stopped, or the model wrote nothing): the chat is unchanged")
+        extra: dict[str, Any] = {"summary": True, "covers": covers}
+        session_id = self._ensure_saved()
+        if self.store is not None and session_id is not None:
+            self.store.add_message(session_id, "assistant", reply["content"].strip(), **extra)
+        return self.conversation.add("assistant", reply["content"].strip(), **extra), cuts
 
     def fresh(self) -> ChatSession:
         """An empty chat with the same model, system prompt and settings (saved at its first message)."""

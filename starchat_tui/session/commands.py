@@ -242,7 +242,7 @@ def _show(front: Front, argument: str) -> None:
     chat = front.chat
     if topic == "prompt":
         renderer = _require_engine(front, "the prompt").renderer
-        fitted = renderer.fit(chat.conversation.messages, chat.resolved_options()["max_new_tokens"])
+        fitted = renderer.fit(chat.conversation.for_model(), chat.resolved_options()["max_new_tokens"])
         text = renderer.render_prompt(fitted.messages)
         title = f"The exact prompt the model sees ({renderer.count_tokens(text)} tokens)"
         if fitted.dropped:
@@ -279,6 +279,26 @@ def _show(front: Front, argument: str) -> None:
         ))
     else:
         raise UsageError(f"/show {topic}: show one of {', '.join(SHOW_TOPICS)}")
+
+
+@command("compact", "/compact", "summarise the older turns into one message the model sees in their place "
+         "(the whole chat stays saved)", idle=True)
+def _compact(front: Front, argument: str) -> None:
+    chat = front.chat
+    engine = _require_engine(front, "/compact")
+    before = chat.context_use(engine.renderer)
+    front.status("summarising the older turns")
+    try:
+        summary, cuts = chat.compact(engine)
+    finally:
+        front.status("")
+    for cut in cuts:
+        front.note(cut, "warning")
+    after = chat.context_use(engine.renderer)
+    turns = sum(1 for m in chat.messages[: summary["covers"]] if m["role"] == "user")
+    front.show_chat(chat, f"compacted: a summary stands in for the first {turns} turn(s) in what the model sees "
+                          f"(context {before.tokens} → {after.tokens} tokens; /show prompt shows it); every "
+                          "message stays saved")
 
 
 @command("retry", "/retry", "regenerate the last answer", aliases=("regen",), idle=True)

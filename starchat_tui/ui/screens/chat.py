@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static, TextArea
 
 from ...chat.attachments import Attachment
 from ...chat.blocks import blocks_before, blocks_in
+from ...chat.conversation import is_summary
 from ...chat.inert import make_inert
 from ...clipboard import copy_text
 from ...errors import StarchatError, UsageError
@@ -202,6 +203,9 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
             if message["role"] == "user":
                 turn += 1
                 factories.append(partial(UserMessage, message["content"], turn=turn))
+            elif is_summary(message):
+                factories.append(partial(NoteMessage, f"summary (/compact): the model sees this in place of the "
+                                         f"turns before turn {turn}\n\n{message['content']}", kind="system"))
             else:
                 factories.append(partial(
                     AssistantMessage, message["content"], title=self._answer_title(), first_block=first_block,
