@@ -95,7 +95,7 @@ def settings_for(model: str):
 # -- line mode -----------------------------------------------------------------------------------------
 
 
-def run_in_line_mode(steps, folder: Path, model: str, engine) -> tuple[list, dict, str]:
+def run_in_line_mode(steps, folder: Path, model: str, engine, settings=None) -> tuple[list, dict, str]:
     from starchat_tui.line.chat import LineChat
     from starchat_tui.line.loader import EngineLoader
     from starchat_tui.session.chat_session import ChatSession
@@ -104,7 +104,7 @@ def run_in_line_mode(steps, folder: Path, model: str, engine) -> tuple[list, dic
         chat = ChatSession.open(store, seed(store, model))
         out = io.StringIO()
         answers: list[str] = []
-        line = LineChat(settings_for(model), chat, out=out, err=out,
+        line = LineChat(settings or settings_for(model), chat, out=out, err=out,
                         read_line=lambda question, default, multiline: answers.pop(0))
         line.loader = EngineLoader(lambda progress: engine)
         for text, replies in steps:
@@ -143,13 +143,13 @@ def command_running(app) -> bool:
     return any(w.group == "command" and not w.is_finished for w in app.chat_screen.workers)
 
 
-async def run_in_app(steps, folder: Path, model: str, engine) -> tuple[list, dict, list[str]]:
+async def run_in_app(steps, folder: Path, model: str, engine, settings=None) -> tuple[list, dict, list[str]]:
     from starchat_tui.ui.launch import build_app
 
     shown: list[str] = []
     with SessionStore(folder / "sessions.db") as store:
         session_id = seed(store, model)
-        app = build_app(settings_for(model), session_id=session_id, store=store, engine=engine)
+        app = build_app(settings or settings_for(model), session_id=session_id, store=store, engine=engine)
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: app.engine is not None and app.chat_screen.is_mounted, what="the engine")
             await pilot.pause()
@@ -227,3 +227,35 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
     if name in ("show", "help"):
         assert results["app"][2], "the app showed the text"
         assert "temperature" in line_output or "/help" in line_output
+
+
+@pytest.mark.slow
+def test_auto_compact_in_config_compacts_after_an_answer_in_both_front_ends(tmp_path, tiny_model, engine, monkeypatch):
+    """config.toml's [chat] auto_compact: past that share of the prompt budget, an answer is followed by /compact."""
+    settings = settings_for(tiny_model)
+    settings.sections["chat"] = {"auto_compact": 0.05}
+    results = {}
+    for front in ("line", "app"):
+        folder = tmp_path / front
+        (folder / "files").mkdir(parents=True)
+        if front == "line":
+            results[front] = run_in_line_mode([("q3", [])], folder, tiny_model, engine, settings)
+        else:
+            results[front] = asyncio.run(run_in_app([("q3", [])], folder, tiny_model, engine, settings))
+    line_state, app_state = results["line"][0], results["app"][0]
+    assert app_state == line_state
+    messages = line_state[0][4]
+    assert [m["content"] for m in messages[:5]] == ["q1", FIRST_ANSWER, "q2", SECOND_ANSWER, "q3"]
+    assert messages[6]["summary"] is True and messages[6]["covers"] == 4 and len(messages) == 7
+    assert "auto_compact = 0.05 in config.toml: compacting" in results["line"][2]
+    assert "compacted: a summary stands in for the first 2 turn(s)" in results["line"][2]
+
+
+def test_a_bad_auto_compact_setting_is_refused_at_start(tmp_path, tiny_model):
+    from starchat_tui.errors import UsageError
+    from starchat_tui.session.chat_session import ChatSession
+
+    settings = settings_for(tiny_model)
+    settings.sections["chat"] = {"auto_compact": 80}
+    with SessionStore(tmp_path / "s.db") as store, pytest.raises(UsageError, match="between 0 and 1, for example 0.8"):
+        ChatSession.choose(store, settings)

@@ -86,8 +86,6 @@ def read_attachments(paths: Sequence[str]):
 # ---------------------------------------------------------------------------------------------------
 # Print mode
 
-FORMATS = ("text", "json", "jsonl")
-
 
 @dataclass
 class Request:

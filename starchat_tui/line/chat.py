@@ -166,6 +166,8 @@ class LineChat:
         for line in engine.warnings:
             self.warn(f"note: {line}")
         self.context = None
+        if reply is not None and not reply.get("interrupted"):
+            commands.compact_if_due(self)
 
     def handle(self, text: str) -> None:
         """One line the user entered: a command, or a message to send."""

@@ -129,6 +129,7 @@ class ChatSession:
         overrides: Collection[str] = (),
     ) -> ChatSession:
         """The chat a front-end opens with: a given session, the last one (``-c``), or a new one."""
+        auto_compact_share(settings)  # a bad [chat] auto_compact is refused at start, not after the first answer
         if continue_last:
             last = store.last_session()
             if last is None:
@@ -335,6 +336,18 @@ class ChatSession:
         forked = self.store.fork(self.session_id, upto)
         return ChatSession.open(self.store, forked.id)
 
+    def _compactable(self, keep_turns: int) -> int | None:
+        """How many messages a summary keeping the last ``keep_turns`` would cover; None when it would add nothing."""
+        users = [index for index, message in enumerate(self.messages) if message["role"] == "user"]
+        done = max((int(m.get("covers", 0)) for m in self.messages if is_summary(m)), default=0)
+        if len(users) <= keep_turns or users[-keep_turns] <= done:
+            return None
+        return users[-keep_turns]
+
+    def compact_due(self, use: ContextUse, share: float | None) -> bool:
+        """Whether to compact on its own: the prompt passed ``share`` of its budget and there is a turn to summarise."""
+        return share is not None and use.tokens > share * use.budget and self._compactable(1) is not None
+
     def compact(self, engine: ChatEngine, keep_turns: int = 1) -> tuple[dict[str, Any], list[str]]:
         """Have the model summarise every turn but the last ``keep_turns``; the summary stands in for them.
 
@@ -345,12 +358,10 @@ class ChatSession:
         """
         from ..chat.attachments import Attachment
 
-        users = [index for index, message in enumerate(self.messages) if message["role"] == "user"]
-        done = max((int(m.get("covers", 0)) for m in self.messages if is_summary(m)), default=0)
-        if len(users) <= keep_turns or users[-keep_turns] <= done:
+        covers = self._compactable(keep_turns)
+        if covers is None:
             raise UsageError("nothing to compact: /compact summarises the turns before the last one, and there are "
                              "none that are not summarised already")
-        covers = users[-keep_turns]
         older = Conversation.from_messages(
             ([{"role": "system", "content": self.system}] if self.system else []) + self.messages[:covers]
         ).for_model()
@@ -400,6 +411,18 @@ class ChatSession:
         self.model = model
         if self.session_id is not None and self.store is not None:
             self.store.set_model(self.session_id, model)
+
+
+def auto_compact_share(settings: Settings) -> float | None:
+    """config.toml's ``[chat] auto_compact``: the share of the prompt budget past which a chat compacts itself
+    after an answer; None (the default) leaves it to /compact."""
+    value = settings.section("chat").get("auto_compact")
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise UsageError(f"config.toml: [chat] auto_compact = {value!r}: give a share of the context between 0 and 1, "
+                         "for example 0.8, or leave it out")
+    return float(value)
 
 
 def parse_settings_text(text: str) -> dict[str, Any]:

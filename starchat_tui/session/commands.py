@@ -301,6 +301,24 @@ def _compact(front: Front, argument: str) -> None:
                           "message stays saved")
 
 
+def compact_if_due(front: Front) -> bool:
+    """After an answer: /compact on its own once the prompt passes config.toml's ``[chat] auto_compact`` share of
+    its budget. Both front-ends call it, off the UI thread; True when it compacted."""
+    from .chat_session import auto_compact_share
+
+    share = auto_compact_share(front.settings)
+    engine = front.engine
+    if share is None or engine is None:
+        return False
+    use = front.chat.context_use(engine.renderer)
+    if not front.chat.compact_due(use, share):
+        return False
+    front.note(f"the prompt takes {use.tokens} of the {use.budget} tokens it may have, past [chat] auto_compact = "
+               f"{share} in config.toml: compacting")
+    _compact(front, "")
+    return True
+
+
 @command("retry", "/retry", "regenerate the last answer", aliases=("regen",), idle=True)
 def _retry(front: Front, argument: str) -> None:
     front.chat.drop_last_reply()

@@ -387,6 +387,8 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         if reply is None:
             await self._remove_messages_from(len(self.chat.messages))
         self.generating = False
+        if error is None and reply is not None and not interrupted:
+            self.compact_if_due()  # started with no await before it: nothing sees the app idle in between
         if error is None:
             self.status_line.tokens_per_s = stats.tokens_per_s
             self.status_line.cached_tokens = stats.cached_tokens
@@ -403,7 +405,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.generating or self.code_runner.running
+            return self.generating or self.code_runner.running or bool(self.status_line.loading_step and self.engine)
         if action == "cancel_edit":
             return self.chat.editing is not None
         return True
@@ -439,7 +441,8 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
     def action_stop(self) -> None:
         self.code_runner.stop()
         engine = self.engine
-        if engine is not None and self.generating:
+        # A status with the engine loaded is a command using it (/compact): Esc stops that too.
+        if engine is not None and (self.generating or self.status_line.loading_step):
             engine.cancel()
 
     def action_command(self, text: str) -> None:
