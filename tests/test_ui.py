@@ -192,7 +192,7 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
     random_model, remote_rambler, key
 ):
     app = make_app(random_model, remote_rambler, generation={"temperature": 0, "min_new_tokens": 1000,
-                                                                "max_new_tokens": 1000})
+                                                                "max_new_tokens": 700})
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         screen = app.chat_screen
@@ -210,6 +210,26 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
         await wait_until(pilot, lambda: "■ interrupted" in screen_text(app), what="the interrupted mark")
         # The partial answer stays in context: the next prompt holds it.
         assert reply["content"] in remote_rambler.renderer.render_prompt(screen.chat.conversation.messages)
+
+
+async def test_esc_stops_a_summary_and_the_chat_stays_as_it_was(random_model, rambling_engine, tmp_path):
+    from starchat_tui.store import SessionStore
+
+    with SessionStore(tmp_path / "s.db") as store:
+        session = store.create_session(random_model, None, {"temperature": 0, "min_new_tokens": 700,
+                                                            "max_new_tokens": 700})
+        for role, text in (("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")):
+            store.add_message(session.id, role, text)
+        async with running_app(random_model, rambling_engine, store=store, session_id=session.id) as pilot:
+            screen = pilot.app.chat_screen
+            before = list(screen.chat.messages)
+            screen.prompt.text = "/compact"
+            pilot.app.simulate_key("enter")
+            await wait_until(pilot, lambda: "summarising" in screen.status_line.loading_step, what="the summary to start")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not screen.status_line.loading_step, what="the stop")
+            assert rambling_engine.stats.new_tokens < 700, "stopped, not run to its end"
+            assert screen.chat.messages == before and store.messages(session.id) == before, "nothing was added"
 
 
 async def test_enter_sends_ctrl_j_adds_a_line_and_a_paste_arrives_whole(tiny_model, tiny_engine):
