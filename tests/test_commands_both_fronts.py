@@ -18,6 +18,7 @@ from starchat_tui.store import SessionStore
 SIZE = (100, 36)
 FIRST_ANSWER = "Here:\n```python\nprint('one')\n```\n"
 SECOND_ANSWER = "Run:\n```sh\necho two\n```\n"
+LONG_QUESTION = "q3: " + "why does the list sort this way? " * 12  # turns long enough that a summary is shorter
 
 
 def seed(store: SessionStore, model: str) -> str:
@@ -38,7 +39,7 @@ SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
     "settings": [("/settings", ["temperature = 0\nmax_new_tokens = 12"])],
     "show": [("/show params", []), ("/show template", []), ("/show session", []), ("/show prompt", [])],
     "retry": [("/retry", [])],
-    "compact": [("/compact", []), ("q3", [])],
+    "compact": [(LONG_QUESTION, []), ("q4", []), ("/compact", []), ("q5", [])],
     "edit": [("/edit", []), ("q2, said better", [])],
     "fork": [("/fork 1", [])],
     "fork-all": [("/fork", [])],
@@ -208,9 +209,9 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
         "clear": lambda s: len(s) == 2 and s[1][4][0]["content"] == "a new question" and s[1][1] == "be brief",
         "model": lambda s: s[0][0] == tiny_model,
         # The summary is saved after the turns it stands in for, which all stay; the next turn follows it.
-        "compact": lambda s: s[0][4][:4] == seeded[0][4] and s[0][4][4]["role"] == "assistant"
-        and s[0][4][4]["summary"] is True and s[0][4][4]["covers"] == 2 and s[0][4][4]["content"]
-        and s[0][4][5] == {"role": "user", "content": "q3"} and len(s[0][4]) == 7,
+        "compact": lambda s: s[0][4][:4] == seeded[0][4] and s[0][4][4]["content"] == LONG_QUESTION
+        and s[0][4][8]["summary"] is True and s[0][4][8]["covers"] == 6 and s[0][4][8]["content"]
+        and s[0][4][9] == {"role": "user", "content": "q5"} and len(s[0][4]) == 11,
     }
     check = expected_change.get(name, lambda s: s == seeded)
     assert check(line_state), line_state
@@ -239,16 +240,18 @@ def test_auto_compact_in_config_compacts_after_an_answer_in_both_front_ends(tmp_
         folder = tmp_path / front
         (folder / "files").mkdir(parents=True)
         if front == "line":
-            results[front] = run_in_line_mode([("q3", [])], folder, tiny_model, engine, settings)
+            results[front] = run_in_line_mode([(LONG_QUESTION, []), ("q4", [])], folder, tiny_model, engine, settings)
         else:
-            results[front] = asyncio.run(run_in_app([("q3", [])], folder, tiny_model, engine, settings))
+            results[front] = asyncio.run(run_in_app([(LONG_QUESTION, []), ("q4", [])], folder, tiny_model, engine,
+                                                    settings))
     line_state, app_state = results["line"][0], results["app"][0]
     assert app_state == line_state
     messages = line_state[0][4]
-    assert [m["content"] for m in messages[:5]] == ["q1", FIRST_ANSWER, "q2", SECOND_ANSWER, "q3"]
-    assert messages[6]["summary"] is True and messages[6]["covers"] == 4 and len(messages) == 7
+    assert [m["content"] for m in messages[:5]] == ["q1", FIRST_ANSWER, "q2", SECOND_ANSWER, LONG_QUESTION]
+    summaries = [(i, m["covers"]) for i, m in enumerate(messages) if m.get("summary")]
+    assert summaries == [(8, 6)] and len(messages) == 9, "after q4's answer, once: turns 1 to 3 summarised"
     assert "auto_compact = 0.05 in config.toml: compacting" in results["line"][2]
-    assert "compacted: a summary stands in for the first 2 turn(s)" in results["line"][2]
+    assert "compacted: a summary stands in for the first 3 turn(s)" in results["line"][2]
 
 
 def test_a_bad_auto_compact_setting_is_refused_at_start(tmp_path, tiny_model):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..chat.attachments import Attachment
-from ..chat.conversation import Conversation, is_summary
+from ..chat.conversation import SUMMARY_INTRO, Conversation, is_summary
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -344,9 +344,22 @@ class ChatSession:
             return None
         return users[-keep_turns]
 
-    def compact_due(self, use: ContextUse, share: float | None) -> bool:
-        """Whether to compact on its own: the prompt passed ``share`` of its budget and there is a turn to summarise."""
-        return share is not None and use.tokens > share * use.budget and self._compactable(1) is not None
+    def _older_view(self, covers: int) -> list[dict[str, Any]]:
+        """What the model sees of the first ``covers`` messages: what a summary of them must stand in for."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return Conversation.from_messages(system + self.messages[:covers]).for_model()
+
+    def compact_due(self, renderer: PromptRenderer, share: float | None) -> ContextUse | None:
+        """The context use, when the chat should compact on its own: the prompt is past ``share`` of its budget,
+        and the turns to summarise are longer than the longest summary could be, so it is sure to help."""
+        covers = self._compactable(1)
+        if share is None or covers is None:
+            return None
+        use = self.context_use(renderer)
+        if use.tokens <= share * use.budget:
+            return None
+        longest = self.resolved_options()["max_new_tokens"] + renderer.count_tokens(SUMMARY_INTRO)
+        return use if renderer.count_messages(self._older_view(covers)) > longest else None
 
     def compact(self, engine: ChatEngine, keep_turns: int = 1) -> tuple[dict[str, Any], list[str]]:
         """Have the model summarise every turn but the last ``keep_turns``; the summary stands in for them.
@@ -362,9 +375,7 @@ class ChatSession:
         if covers is None:
             raise UsageError("nothing to compact: /compact summarises the turns before the last one, and there are "
                              "none that are not summarised already")
-        older = Conversation.from_messages(
-            ([{"role": "system", "content": self.system}] if self.system else []) + self.messages[:covers]
-        ).for_model()
+        older = self._older_view(covers)
         transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in older)
         scratch = ChatSession(None, model=self.model, options=self.options)
         scratch.attachments = [Attachment("the conversation", transcript, fence_language="")]
@@ -375,11 +386,18 @@ class ChatSession:
         reply = scratch.last_reply
         if reply is None or reply.get("interrupted") or not reply["content"].strip():
             raise UsageError("no summary came (it was stopped, or the model wrote nothing): the chat is unchanged")
-        extra: dict[str, Any] = {"summary": True, "covers": covers}
+        summary: dict[str, Any] = {"role": "assistant", "content": reply["content"].strip(), "summary": True,
+                                   "covers": covers}
+        # A summary longer than what it replaces would only cost context: keep the turns as they are.
+        before = engine.renderer.count_messages(self.conversation.for_model())
+        after = engine.renderer.count_messages(Conversation.from_messages([*self.conversation.messages, summary]).for_model())
+        if after >= before:
+            raise UsageError(f"the summary would make the prompt longer ({before} → {after} tokens), not shorter: "
+                             "the chat is unchanged; /compact helps once the older turns are long")
         session_id = self._ensure_saved()
         if self.store is not None and session_id is not None:
-            self.store.add_message(session_id, "assistant", reply["content"].strip(), **extra)
-        return self.conversation.add("assistant", reply["content"].strip(), **extra), cuts
+            self.store.add_message(session_id, "assistant", summary["content"], summary=True, covers=covers)
+        return self.conversation.add("assistant", summary["content"], summary=True, covers=covers), cuts
 
     def fresh(self) -> ChatSession:
         """An empty chat with the same model, system prompt and settings (saved at its first message)."""

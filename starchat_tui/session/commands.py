@@ -310,8 +310,8 @@ def compact_if_due(front: Front) -> bool:
     engine = front.engine
     if share is None or engine is None:
         return False
-    use = front.chat.context_use(engine.renderer)
-    if not front.chat.compact_due(use, share):
+    use = front.chat.compact_due(engine.renderer, share)
+    if use is None:
         return False
     front.note(f"the prompt takes {use.tokens} of the {use.budget} tokens it may have, past [chat] auto_compact = "
                f"{share} in config.toml: compacting")
