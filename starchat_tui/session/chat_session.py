@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 SAVE_INTERVAL = 0.5  # s between saves of a streaming answer; the promise to users is "at least once a second"
 
 
+NOTHING_TO_COMPACT = ("nothing to compact: /compact summarises the turns before the last one, and there are none "
+                      "that are not summarised already")
 COMPACT_INSTRUCTION = (
     "Summarise the conversation below between a user and an assistant, for the assistant to carry on from "
     "it: keep the user's goals, what was decided, the names of files, functions and variables, and any "
@@ -336,7 +338,7 @@ class ChatSession:
         forked = self.store.fork(self.session_id, upto)
         return ChatSession.open(self.store, forked.id)
 
-    def _compactable(self, keep_turns: int) -> int | None:
+    def compact_covers(self, keep_turns: int = 1) -> int | None:
         """How many messages a summary keeping the last ``keep_turns`` would cover; None when it would add nothing."""
         users = [index for index, message in enumerate(self.messages) if message["role"] == "user"]
         done = max((int(m.get("covers", 0)) for m in self.messages if is_summary(m)), default=0)
@@ -352,7 +354,7 @@ class ChatSession:
     def compact_due(self, renderer: PromptRenderer, share: float | None) -> ContextUse | None:
         """The context use, when the chat should compact on its own: the prompt is past ``share`` of its budget,
         and the turns to summarise are longer than the longest summary could be, so it is sure to help."""
-        covers = self._compactable(1)
+        covers = self.compact_covers(1)
         if share is None or covers is None:
             return None
         use = self.context_use(renderer)
@@ -371,10 +373,9 @@ class ChatSession:
         """
         from ..chat.attachments import Attachment
 
-        covers = self._compactable(keep_turns)
+        covers = self.compact_covers(keep_turns)
         if covers is None:
-            raise UsageError("nothing to compact: /compact summarises the turns before the last one, and there are "
-                             "none that are not summarised already")
+            raise UsageError(NOTHING_TO_COMPACT)
         older = self._older_view(covers)
         transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in older)
         scratch = ChatSession(None, model=self.model, options=self.options)

@@ -284,8 +284,12 @@ def _show(front: Front, argument: str) -> None:
 @command("compact", "/compact", "summarise the older turns into one message the model sees in their place "
          "(the whole chat stays saved)", idle=True)
 def _compact(front: Front, argument: str) -> None:
+    from .chat_session import NOTHING_TO_COMPACT
+
     chat = front.chat
     engine = _require_engine(front, "/compact")
+    if chat.compact_covers() is None:
+        raise UsageError(NOTHING_TO_COMPACT)  # before the status line says a summary is being written
     before = chat.context_use(engine.renderer)
     front.status("summarising the older turns")
     try:
