@@ -225,7 +225,12 @@ async def test_esc_stops_a_summary_and_the_chat_stays_as_it_was(random_model, ra
             before = list(screen.chat.messages)
             screen.prompt.text = "/compact"
             pilot.app.simulate_key("enter")
-            await wait_until(pilot, lambda: "summarising" in screen.status_line.loading_step, what="the summary to start")
+            await wait_until(pilot, lambda: screen.chat.summarising, what="the summary to start")
+            assert "summarising the older turns · Esc stops it" in screen.status_line.loading_step
+            screen.prompt.text = "a message meanwhile"
+            pilot.app.simulate_key("enter")
+            await pilot.pause()
+            assert screen.prompt.text == "a message meanwhile", "not sent while the engine writes the summary"
             await pilot.press("escape")
             await wait_until(pilot, lambda: not screen.status_line.loading_step, what="the stop")
             assert rambling_engine.stats.new_tokens < 700, "stopped, not run to its end"

@@ -89,6 +89,7 @@ class ChatSession:
         self.attachments: list[Attachment] = []  # go with the next message sent
         self.editing: int | None = None  # index of the user message being edited: sending replaces it
         self.last_reply: dict[str, Any] | None = None  # what the last reply() left in the conversation
+        self.summarising = False  # compact() is using the engine: a front-end sends nothing meanwhile
         self._reply_id: int | None = None
         self._last_save = 0.0
 
@@ -382,8 +383,12 @@ class ChatSession:
         scratch.attachments = [Attachment("the conversation", transcript, fence_language="")]
         content, cuts = scratch.compose(engine.renderer, COMPACT_INSTRUCTION)
         scratch.add_user(content)
-        for _ in scratch.reply(engine):
-            pass
+        self.summarising = True
+        try:
+            for _ in scratch.reply(engine):
+                pass
+        finally:
+            self.summarising = False
         reply = scratch.last_reply
         if reply is None or reply.get("interrupted") or not reply["content"].strip():
             raise UsageError("no summary came (it was stopped, or the model wrote nothing): the chat is unchanged")

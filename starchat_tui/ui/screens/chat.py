@@ -259,8 +259,9 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
     # -- sending and answering -------------------------------------------------------------------------
 
     def _accepts(self, text: str) -> bool:
-        if self.generating and not commands.is_command(text):
-            self.notify("Still answering: press Esc to stop it, then send.", severity="warning")
+        if (self.generating or self.chat.summarising) and not commands.is_command(text):
+            doing = "summarising (/compact)" if self.chat.summarising else "answering"
+            self.notify(f"Still {doing}: press Esc to stop it, then send.", severity="warning")
             return False
         return True
 
@@ -405,7 +406,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.generating or self.code_runner.running or bool(self.status_line.loading_step and self.engine)
+            return self.generating or self.code_runner.running or self.chat.summarising
         if action == "cancel_edit":
             return self.chat.editing is not None
         return True
@@ -441,8 +442,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
     def action_stop(self) -> None:
         self.code_runner.stop()
         engine = self.engine
-        # A status with the engine loaded is a command using it (/compact): Esc stops that too.
-        if engine is not None and (self.generating or self.status_line.loading_step):
+        if engine is not None and (self.generating or self.chat.summarising):
             engine.cancel()
 
     def action_command(self, text: str) -> None:
