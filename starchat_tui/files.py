@@ -32,8 +32,8 @@ def read_text(path: str, *, folder_hint: str, encoding_hint: str) -> str:
         raise UsageError(f"{'stdin' if path == '-' else path}: not UTF-8 text; {encoding_hint}") from None
 
 
-def write_file(path: Path, text: str, *, force: bool) -> None:
-    """Write ``text`` to ``path`` whole or not at all; never replace a file unless told to."""
+def check_writable(path: Path, *, force: bool) -> Path:
+    """Refuse, before any work is done, a file that ``write_file`` would refuse; returns its folder."""
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it or choose another file")
     if path.is_dir():
@@ -41,6 +41,12 @@ def write_file(path: Path, text: str, *, force: bool) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
+    return folder
+
+
+def write_file(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to ``path`` whole or not at all; never replace a file unless told to."""
+    folder = check_writable(path, force=force)
     try:
         # mkstemp makes the file 0600: give it the mode of the file it replaces (an executable script stays
         # executable), or what the umask gives a new file.

@@ -195,7 +195,7 @@ def test_review_prints_an_answer(starchat_cmd, cli_env, tiny_model, tmp_path):
         (["-p", "hi", "-o", "tempreture=1"], 2, "did you mean 'temperature'"),
         (["-p", "hi", "-o", "novalue"], 2, "expected KEY=VALUE"),
         (["-p"], 2, "nothing to ask"),
-        (["hi", "--json"], 2, "--json goes with -p"),
+        (["hi", "--json"], 2, "go with -p"),
         (["hi"], 2, "use -p"),
     ],
 )

@@ -20,6 +20,7 @@ from starchat_tui.store import SessionStore
 SIZE = (100, 36)
 FIRST_ANSWER = "Here:\n```python\nprint('one')\n```\n"
 SECOND_ANSWER = "Run:\n```sh\necho two\n```\n"
+LONG_QUESTION = "q3: " + "why does the list sort this way? " * 12  # turns long enough that a summary is shorter
 
 
 def seed(store: SessionStore, model: str) -> str:
@@ -60,6 +61,7 @@ SCENARIOS: dict[str, list[tuple[str, list[str]]]] = {
     "settings": [("/settings", ["temperature = 0\nmax_new_tokens = 12"])],
     "show": [("/show params", []), ("/show template", []), ("/show session", []), ("/show prompt", [])],
     "retry": [("/retry", [])],
+    "compact": [(LONG_QUESTION, []), ("q4", []), ("/compact", []), ("q5", [])],
     "edit": [("/edit", []), ("q2, said better", [])],
     "fork": [("/fork 1", [])],
     "fork-all": [("/fork", [])],
@@ -132,7 +134,7 @@ def settings_for(model: str):
 # -- line mode -----------------------------------------------------------------------------------------
 
 
-def run_in_line_mode(steps, folder: Path, model: str, engine, setup=None) -> tuple[list, dict, str]:
+def run_in_line_mode(steps, folder: Path, model: str, engine, setup=None, settings=None) -> tuple[list, dict, str]:
     from starchat_tui.line.chat import LineChat
     from starchat_tui.line.loader import EngineLoader
     from starchat_tui.session.chat_session import ChatSession
@@ -144,7 +146,7 @@ def run_in_line_mode(steps, folder: Path, model: str, engine, setup=None) -> tup
         chat = ChatSession.open(store, session_id)
         out = io.StringIO()
         answers: list[str] = []
-        line = LineChat(settings_for(model), chat, out=out, err=out,
+        line = LineChat(settings or settings_for(model), chat, out=out, err=out,
                         read_line=lambda question, default, multiline: answers.pop(0))
         line.loader = EngineLoader(lambda progress: engine)
         for text, replies in steps:
@@ -184,7 +186,7 @@ def command_running(app) -> bool:
     return any(w.group == "command" and not w.is_finished for w in app.chat_screen.workers)
 
 
-async def run_in_app(steps, folder: Path, model: str, engine, setup=None) -> tuple[list, dict, list[str]]:
+async def run_in_app(steps, folder: Path, model: str, engine, setup=None, settings=None) -> tuple[list, dict, list[str]]:
     from starchat_tui.ui.launch import build_app
 
     shown: list[str] = []
@@ -192,7 +194,7 @@ async def run_in_app(steps, folder: Path, model: str, engine, setup=None) -> tup
         session_id = seed(store, model)
         if setup is not None:
             setup(store, session_id, folder / "files")
-        app = build_app(settings_for(model), session_id=session_id, store=store, engine=engine)
+        app = build_app(settings or settings_for(model), session_id=session_id, store=store, engine=engine)
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: app.engine is not None and app.chat_screen.is_mounted, what="the engine")
             await pilot.pause()
@@ -253,6 +255,10 @@ def test_a_command_does_the_same_in_both_front_ends(name, tmp_path, tiny_model, 
         "fork-all": lambda s: len(s) == 2 and s[1][4] == s[0][4],
         "clear": lambda s: len(s) == 2 and s[1][4][0]["content"] == "a new question" and s[1][1] == "be brief",
         "model": lambda s: s[0][0] == tiny_model,
+        # The summary is saved after the turns it stands in for, which all stay; the next turn follows it.
+        "compact": lambda s: s[0][4][:4] == seeded[0][4] and s[0][4][4]["content"] == LONG_QUESTION
+        and s[0][4][8]["summary"] is True and s[0][4][8]["covers"] == 6 and s[0][4][8]["content"]
+        and s[0][4][9] == {"role": "user", "content": "q5"} and len(s[0][4]) == 11,
     }
     if name in IN_A_REPO:
         seeded[0][4].extend([{"role": "user", "content": "q3"}, {"role": "assistant", "content": APPLY_ANSWER}])
@@ -331,3 +337,37 @@ def test_a_shell_command_that_runs_too_long_is_stopped_with_all_it_started(tmp_p
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     [attached] = line.chat.attachments
     assert attached.text == "started\n" and "stopped after 1 s" in attached.source
+
+
+@pytest.mark.slow
+def test_auto_compact_in_config_compacts_after_an_answer_in_both_front_ends(tmp_path, tiny_model, engine, monkeypatch):
+    """config.toml's [chat] auto_compact: past that share of the prompt budget, an answer is followed by /compact."""
+    settings = settings_for(tiny_model)
+    settings.sections["chat"] = {"auto_compact": 0.05}
+    results = {}
+    for front in ("line", "app"):
+        folder = tmp_path / front
+        (folder / "files").mkdir(parents=True)
+        if front == "line":
+            results[front] = run_in_line_mode([(LONG_QUESTION, []), ("q4", [])], folder, tiny_model, engine, settings=settings)
+        else:
+            results[front] = asyncio.run(run_in_app([(LONG_QUESTION, []), ("q4", [])], folder, tiny_model, engine,
+                                                    settings=settings))
+    line_state, app_state = results["line"][0], results["app"][0]
+    assert app_state == line_state
+    messages = line_state[0][4]
+    assert [m["content"] for m in messages[:5]] == ["q1", FIRST_ANSWER, "q2", SECOND_ANSWER, LONG_QUESTION]
+    summaries = [(i, m["covers"]) for i, m in enumerate(messages) if m.get("summary")]
+    assert summaries == [(8, 6)] and len(messages) == 9, "after q4's answer, once: turns 1 to 3 summarised"
+    assert "auto_compact = 0.05 in config.toml: compacting" in results["line"][2]
+    assert "compacted: a summary stands in for the first 3 turn(s)" in results["line"][2]
+
+
+def test_a_bad_auto_compact_setting_is_refused_at_start(tmp_path, tiny_model):
+    from starchat_tui.errors import UsageError
+    from starchat_tui.session.chat_session import ChatSession
+
+    settings = settings_for(tiny_model)
+    settings.sections["chat"] = {"auto_compact": 80}
+    with SessionStore(tmp_path / "s.db") as store, pytest.raises(UsageError, match="between 0 and 1, for example 0.8"):
+        ChatSession.choose(store, settings)

@@ -149,6 +149,33 @@ def test_commands_check_their_input(chat):
     assert chat.leaving
 
 
+def test_the_toolbar_shows_the_context_the_next_prompt_takes(tmp_path, tiny_model):
+    from starchat_tui.chat.attachments import Attachment
+    from starchat_tui.engine import load_engine
+    from starchat_tui.line.loader import EngineLoader
+
+    engine = load_engine(tiny_model, device="cpu")
+    settings = Settings(model=tiny_model, generation={"temperature": 0, "max_new_tokens": 16})
+    with SessionStore(tmp_path / "s.db") as store:
+        session = ChatSession(store, model=tiny_model, options=settings.generation)
+        session.attachments = [Attachment("big.py", "value = 1\n" * 80)]
+        line = LineChat(settings, session, out=io.StringIO(), err=io.StringIO())
+        line.loader = EngineLoader(lambda progress: engine)
+        line.wait_for_engine()
+        pending = session.context_use(engine.renderer)
+        assert pending.short() in line.toolbar(), "the attachment is counted before it is sent"
+        line.handle("what is this?")
+        sent = session.context_use(engine.renderer)
+        assert sent.short() in line.toolbar() and sent.tokens > pending.tokens, "the answer counts once it came"
+        for number in range(30):
+            session.add_user(f"question {number}: " + "why " * 20)
+            session.conversation.add("assistant", "because " * 20)
+        line.context = None
+        assert "old turn(s) left out" in line.toolbar()
+        line.handle("and now?")
+        assert "note: dropped the " in line.err.getvalue(), "the user is told when turns are left out"
+
+
 def test_a_line_starting_with_a_path_is_sent_as_a_message(chat):
     from starchat_tui.session import commands
 

@@ -268,3 +268,64 @@ def test_a_replaced_file_keeps_its_mode_and_a_new_one_gets_the_umask(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_context_use_counts_pending_attachments_and_says_which_turns_are_left_out(engine):
+    from starchat_tui.chat.attachments import decode_input
+
+    renderer = engine.renderer
+    chat = ChatSession(None, model="tiny", options={"temperature": 0, "max_new_tokens": 16})
+    chat.add_user("hello")
+    chat.conversation.add("assistant", "Hi there.")
+    talked = chat.context_use(renderer)
+    assert talked.tokens == renderer.count_messages(chat.conversation.messages)
+    assert (talked.limit, talked.left_out, talked.fits) == (1024, 0, True)
+    assert talked.short() == f"ctx {talked.tokens}/1k"
+    chat.attachments = [decode_input(b"x = 1\n" * 50, "a.py")]
+    attached = chat.context_use(renderer, "look at this")
+    content = "look at this\n\n" + chat.attachments[0].as_markdown()
+    assert attached.tokens == renderer.count_messages([*chat.conversation.messages, {"role": "user", "content": content}])
+    chat.attachments = []
+    for number in range(30):
+        chat.add_user(f"question {number}: " + "why " * 20)
+        chat.conversation.add("assistant", "because " * 20)
+    full = chat.context_use(renderer)
+    assert not full.fits and full.tokens > full.budget
+    assert full.left_out == renderer.fit(chat.conversation.messages, 16).dropped_turns > 0
+    assert full.short().endswith(f" · {full.left_out} old turn(s) left out")
+    chat.add_user("and now?")
+    "".join(chat.reply(engine))
+    assert any("oldest turn(s)" in warning for warning in engine.warnings), "sending says so too"
+
+
+def test_compact_shrinks_the_prompt_and_the_store_keeps_every_message(store, engine):
+    from starchat_tui.chat.conversation import SUMMARY_INTRO
+
+    chat = ChatSession(store, model="tiny", system="be brief", options={"temperature": 0, "max_new_tokens": 40})
+    for number in range(5):
+        chat.add_user(f"question {number}: how do I sort a list? " + "explain it step by step " * 8)
+        "".join(chat.reply(engine))
+    with pytest.raises(UsageError, match="nothing to compact"):
+        ChatSession(None, model="tiny").compact(engine)
+    everything = [dict(m) for m in chat.messages]
+    renderer = engine.renderer
+    before = renderer.count_messages(chat.conversation.for_model())
+    summary, cuts = chat.compact(engine)
+    view = chat.conversation.for_model()
+    after = renderer.count_messages(view)
+    assert after < before / 2, (before, after)
+    assert summary["summary"] is True and summary["covers"] == 8 and summary["content"]
+    assert view[0]["role"] == "system" and view[0]["content"].startswith(f"be brief\n\n{SUMMARY_INTRO}")
+    assert summary["content"] in view[0]["content"]
+    assert view[1:] == everything[8:], "the last turn stays word for word"
+    saved = store.messages(chat.session_id)
+    assert saved[:10] == everything and saved[10] == summary and len(saved) == 11, "nothing is removed"
+    assert ChatSession.open(store, chat.session_id).conversation.for_model() == view, "a reopened chat sees the same"
+    with pytest.raises(UsageError, match="nothing to compact"):
+        chat.compact(engine)
+    with pytest.raises(UsageError, match="nothing to regenerate since /compact"):
+        chat.drop_last_reply()
+    assert chat.answers()[-1] == everything[-1], "the summary is not an answer"
+    chat.add_user("and now?")
+    "".join(chat.reply(engine))
+    assert engine.stats.prompt_tokens < before, "the model was sent the compacted prompt"

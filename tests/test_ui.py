@@ -142,13 +142,49 @@ async def test_an_answer_streams_in_is_saved_and_fills_the_status_line(tiny_mode
         store = screen.chat.store
         assert store.messages(screen.chat.session_id) == screen.chat.messages
         status = screen.status_line
-        assert status.context_used == tiny_engine.stats.prompt_tokens + tiny_engine.stats.new_tokens > 0
-        assert status.context_limit == tiny_engine.context_limit
+        await wait_until(pilot, lambda: status.context == screen.chat.context_use(tiny_engine.renderer),
+                         what="the context count of the whole conversation")
+        assert status.context.tokens > tiny_engine.stats.prompt_tokens, "the reply counts too"
+        assert status.context.limit == tiny_engine.context_limit
         assert status.tokens_per_s == tiny_engine.stats.tokens_per_s > 0
         text = screen_text(app)
-        assert "tok/s" in text and f"ctx {status.context_used}/{status.context_limit}" in text
+        assert "tok/s" in text and status.context.short() in text
         await ask(pilot, "Write a function that adds two numbers.")
         assert screen.status_line.cached_tokens > 0  # the second turn reuses the first turn's cache
+
+
+async def test_the_status_line_counts_pending_attachments(tiny_model, tiny_engine):
+    from starchat_tui.chat.attachments import Attachment
+
+    attached = [Attachment("big.py", "value = 1\n" * 80)]
+    async with running_app(tiny_model, tiny_engine, attachments=attached) as pilot:
+        screen = pilot.app.chat_screen
+        status = screen.status_line
+        await wait_until(pilot, lambda: status.context is not None, what="the context count")
+        assert status.context == screen.chat.context_use(tiny_engine.renderer)
+        pending, screen.chat.attachments = screen.chat.attachments, []
+        bare = screen.chat.context_use(tiny_engine.renderer).tokens
+        screen.chat.attachments = pending
+        assert status.context.tokens > bare + 80, "the attachment is counted before it is sent"
+        assert status.context.short() in screen_text(pilot.app)
+
+
+async def test_turns_left_out_are_shown_before_and_after_sending(tiny_model, tiny_engine, tmp_path):
+    from starchat_tui.store import SessionStore
+
+    with SessionStore(tmp_path / "s.db") as store:
+        session = store.create_session(tiny_model, None, {"temperature": 0, "max_new_tokens": 16})
+        for number in range(30):
+            store.add_message(session.id, "user", f"question {number}: " + "why " * 20)
+            store.add_message(session.id, "assistant", "because " * 20)
+        async with running_app(tiny_model, tiny_engine, store=store, session_id=session.id) as pilot:
+            screen = pilot.app.chat_screen
+            await wait_until(pilot, lambda: screen.status_line.context is not None, what="the context count")
+            assert screen.status_line.context.left_out > 0
+            assert "old turn(s) left out" in screen_text(pilot.app)
+            await ask(pilot, "and now?")
+            notes = [w for w in screen.query("NoteMessage") if "oldest turn(s)" in str(w.render())]
+            assert notes, "the answer is followed by a note saying turns were left out"
 
 
 @pytest.mark.parametrize("key", ["escape", "ctrl+c"])
@@ -156,7 +192,7 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
     random_model, remote_rambler, key
 ):
     app = make_app(random_model, remote_rambler, generation={"temperature": 0, "min_new_tokens": 1000,
-                                                                "max_new_tokens": 1000})
+                                                                "max_new_tokens": 700})
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         screen = app.chat_screen
@@ -214,6 +250,30 @@ async def test_a_message_typed_while_answering_is_queued_then_sent_or_given_back
         assert [m["content"] for m in screen.chat.messages if m["role"] == "user"] == ["first", "second", "third"]
         saved = screen.chat.store.messages(screen.chat.session_id)
         assert [m["content"] for m in saved if m["role"] == "user"] == ["first", "second", "third"]
+
+
+async def test_esc_stops_a_summary_and_the_chat_stays_as_it_was(random_model, rambling_engine, tmp_path):
+    from starchat_tui.store import SessionStore
+
+    with SessionStore(tmp_path / "s.db") as store:
+        session = store.create_session(random_model, None, {"temperature": 0, "min_new_tokens": 700,
+                                                            "max_new_tokens": 700})
+        for role, text in (("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")):
+            store.add_message(session.id, role, text)
+        async with running_app(random_model, rambling_engine, store=store, session_id=session.id) as pilot:
+            screen = pilot.app.chat_screen
+            before = list(screen.chat.messages)
+            screen.prompt.text = "/compact"
+            pilot.app.simulate_key("enter")
+            await wait_until(pilot, lambda: screen.chat.summarising, what="the summary to start")
+            assert "summarising the older turns · Esc stops it" in screen.status_line.loading_step
+            screen.prompt.text = "a message meanwhile"
+            pilot.app.simulate_key("enter")  # handled before the Esc below, with no pause to let the summary end
+            await pilot.press("escape")
+            assert screen.prompt.text == "a message meanwhile", "not sent while the engine writes the summary"
+            await wait_until(pilot, lambda: not screen.status_line.loading_step, what="the stop")
+            assert rambling_engine.stats.new_tokens < 700, "stopped, not run to its end"
+            assert screen.chat.messages == before and store.messages(session.id) == before, "nothing was added"
 
 
 async def test_enter_sends_ctrl_j_adds_a_line_and_a_paste_arrives_whole(tiny_model, tiny_engine):

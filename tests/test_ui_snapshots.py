@@ -71,7 +71,7 @@ async def settle(pilot) -> None:
 
     app = pilot.app
     for _ in range(500):
-        if app.engine is not None and app.chat_screen.status_line.context_used:
+        if app.engine is not None and app.chat_screen.status_line.context is not None:
             break
         await asyncio.sleep(0.01)
     app.chat_screen.prompt.cursor_blink = False

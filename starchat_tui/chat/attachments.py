@@ -31,10 +31,11 @@ class Attachment:
     # For a file: its resolved path and what it held when attached, so /apply can tell whether it changed since.
     path: str = ""
     digest: str = ""
+    fence_language: str | None = None  # when the source names no file to guess from (a git diff)
 
     @property
     def language(self) -> str:
-        return guess_language(self.source)
+        return self.fence_language if self.fence_language is not None else guess_language(self.source)
 
     def as_markdown(self) -> str:
         longest_run = max((len(run) for run in re.findall(r"`{3,}", self.text)), default=2)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .conversation import is_summary
+
 # Pygments/fence names mapped to file extensions, for suggested file names when saving a block.
 EXTENSIONS = {
     "python": "py", "py": "py", "python3": "py", "bash": "sh", "sh": "sh", "shell": "sh", "zsh": "sh",
@@ -63,7 +65,7 @@ def number_blocks(messages: Sequence[Mapping[str, Any]]) -> list[CodeBlock]:
     """Every code block in the assistant messages, numbered from 1."""
     numbered: list[CodeBlock] = []
     for index, message in enumerate(messages):
-        if message.get("role") != "assistant":
+        if message.get("role") != "assistant" or is_summary(message):
             continue
         for language, code, info in blocks_in(str(message.get("content") or "")):
             numbered.append(CodeBlock(len(numbered) + 1, language, code, index, info))
@@ -75,5 +77,5 @@ def blocks_before(messages: Sequence[Mapping[str, Any]], message_index: int) -> 
     return sum(
         len(blocks_in(str(m.get("content") or "")))
         for m in messages[:message_index]
-        if m.get("role") == "assistant"
+        if m.get("role") == "assistant" and not is_summary(m)
     )

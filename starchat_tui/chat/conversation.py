@@ -12,6 +12,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
+# Put before a /compact summary where the model sees it: in the system message, which every template has.
+SUMMARY_INTRO = "A summary of the earlier conversation, which the user and you had before the messages below:"
+
+
+def is_summary(message: Mapping[str, Any]) -> bool:
+    """A summary written by /compact: saved as an assistant message, seen by the model in place of the
+    ``covers`` messages before it; it is not an answer to anything."""
+    return message.get("role") == "assistant" and bool(message.get("summary"))
 
 
 class Conversation:
@@ -43,6 +51,21 @@ class Conversation:
                 self._messages.insert(0, {"role": "system", "content": text})
         elif has_system:
             del self._messages[0]
+
+    def for_model(self) -> list[dict[str, Any]]:
+        """The messages as the model sees them: the latest summary stands in for the messages it covers.
+
+        :attr:`messages` keeps every message, so the store, exports and the screen still have the whole
+        chat; only the prompt is shorter. Without a summary this is :attr:`messages` as they are.
+        """
+        body = [m for m in self._messages if m["role"] != "system"]
+        latest = next((m for m in reversed(body) if is_summary(m)), None)
+        if latest is None:
+            return list(self._messages)
+        kept = [m for m in body[int(latest.get("covers", 0)):] if not is_summary(m)]
+        summary = f"{SUMMARY_INTRO}\n\n{latest['content']}"
+        system = self.system
+        return [{"role": "system", "content": f"{system}\n\n{summary}" if system else summary}, *kept]
 
     def add(self, role: str, content: str, **extra: Any) -> dict[str, Any]:
         """Append a message and return it. A system message may only come first."""

@@ -21,7 +21,7 @@ from .demo import Demo
 from .doctor import Doctor
 from .eval import Eval
 from .history import History
-from .options import Parser, add_model_flags, debug_flag, say
+from .options import Parser, add_model_flags, add_print_flags, debug_flag, say
 from .paths import Paths
 from .run import Run
 from .train import Train
@@ -38,6 +38,7 @@ A local-first coding assistant for the terminal, on StarChat, StarCoder or any c
   cat x.py | starchat-tui -p "explain this"
   starchat-tui -f app.py -p "why does this fail?"   attach files to the question
   starchat-tui review x.py y.py     review files
+  starchat-tui review --staged      review what git would commit (--base REF, --commit SHA)
 """
 
 
@@ -62,7 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("prompt", nargs="*", help="the first message (joined with spaces)")
     parser.add_argument("-p", "--print", action="store_true", help="print the answer to stdout and exit")
-    parser.add_argument("--json", action="store_true", help="with -p: print one JSON object with the reply and stats")
     parser.add_argument("-f", "--file", action="append", default=[], metavar="PATH",
                         help="attach a text file to the first message (repeatable; also /add PATH in the chat)")
     parser.add_argument("--plain", action="store_true", help="a line-mode prompt instead of the full-screen app")
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("-c", "--continue", dest="continue_last", action="store_true", help="continue the last session")
     sessions.add_argument("--session", metavar="ID", help="continue the session with this ID (or an ID prefix)")
     parser.add_argument("--version", action="version", version=f"starchat-tui {__version__}")
+    add_print_flags(parser)
     add_model_flags(parser)
     return parser
 

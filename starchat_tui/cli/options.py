@@ -68,6 +68,18 @@ def add_model_flags(parser: argparse.ArgumentParser, *, dry_run: bool = True) ->
         group.add_argument("--dry-run", action="store_true", help="print the exact prompt the model would see, then exit")
 
 
+def add_print_flags(parser: argparse.ArgumentParser) -> None:
+    """How print mode writes its answer: -p and review take these."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--format", choices=["text", "json", "jsonl"],
+                       help="text (default): the answer as it streams; json: one object with the reply and stats "
+                            "at the end; jsonl: one JSON event a line (start, delta, end, warning, error)")
+    group.add_argument("--json", action="store_true", help="short for --format json")
+    group.add_argument("--output", metavar="FILE",
+                       help="also write the whole answer to FILE (not when interrupted); an existing FILE is refused")
+    group.add_argument("--force", action="store_true", help="with --output: replace FILE if it exists")
+
+
 def settings_from_args(args: argparse.Namespace):
     """The settings the model flags ask for, over STARCHAT_TUI_* variables, config.toml and the defaults."""
     from ..config import load_settings, parse_options

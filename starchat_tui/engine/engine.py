@@ -114,7 +114,7 @@ class Engine:
         self.warnings = []
         started = time.perf_counter()
 
-        fitted = self.renderer.fit(conversation.messages, max_new_tokens)
+        fitted = self.renderer.fit(conversation.for_model(), max_new_tokens)
         if fitted.dropped:
             self.warnings.append(
                 f"dropped the {fitted.dropped_turns} oldest turn(s) ({len(fitted.dropped)} messages) from what the "

@@ -235,7 +235,7 @@ class EngineProcess:
         ident, pending = self._open()
         sent = ended = False
         try:
-            messages = [{"role": m["role"], "content": m["content"]} for m in conversation.messages]
+            messages = [{"role": m["role"], "content": m["content"]} for m in conversation.for_model()]
             self._send("stream", id=ident, messages=messages, options=generation_options)
             sent = True
             while True:

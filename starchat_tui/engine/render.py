@@ -96,7 +96,7 @@ def fit_attachments(
 
     def measure() -> tuple[str, int]:
         content = compose_prompt(instruction, attachments)
-        return content, renderer.count_messages([*conversation.messages, {"role": "user", "content": content}])
+        return content, renderer.count_messages([*conversation.for_model(), {"role": "user", "content": content}])
 
     content, total = measure()
     originals = {id(a): (renderer.count_tokens(a.text), len(a.text.encode())) for a in attachments}

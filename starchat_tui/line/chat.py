@@ -17,7 +17,7 @@ from ..chat.attachments import Attachment
 from ..chat.inert import make_inert
 from ..errors import EXIT_OK, ModelLoadError, StarchatError, UsageError
 from ..session import commands
-from ..session.chat_session import ChatSession
+from ..session.chat_session import ChatSession, ContextUse
 from ..session.code_runs import CodeRunner, RunChoice
 from ..session.interrupt import ctrl_c_calls
 from ..session.workspace import attach_mentions
@@ -56,7 +56,7 @@ class LineChat:
         self.loader: EngineLoader | None = None  # started by start_loading()
         self.draft = ""  # the next prompt's text: the message being edited
         self.leaving = False
-        self.context_used: int | None = None
+        self.context: ContextUse | None = None  # measured when the toolbar next shows, after any change
         self._notes_shown = 0
 
     @staticmethod
@@ -119,9 +119,7 @@ class LineChat:
             return make_inert(loader.status if loader is not None else "")
         engine = loader.engine
         assert engine is not None
-        parts = [self.chat.model, f"{engine.device} {engine.dtype}"]
-        if self.context_used is not None:
-            parts.append(f"context {self.context_used}/{engine.context_limit}")
+        parts = [self.chat.model, f"{engine.device} {engine.dtype}", self.context_use(engine).short()]
         if engine.stats.new_tokens:
             parts += [f"{engine.stats.tokens_per_s:.1f} tok/s", f"cached {engine.stats.cached_tokens}"]
         if self.chat.session_id:
@@ -129,6 +127,12 @@ class LineChat:
         if self.chat.attachments:
             parts.append(f"{len(self.chat.attachments)} attached (/add lists them)")
         return make_inert(" · ".join(parts))
+
+    def context_use(self, engine: ChatEngine) -> ContextUse:
+        """The session's measure of the context, kept until the chat changes (the toolbar redraws often)."""
+        if self.context is None:
+            self.context = self.chat.context_use(engine.renderer)
+        return self.context
 
     # -- turns --
 
@@ -164,10 +168,13 @@ class LineChat:
             self.out.flush()
         for line in engine.warnings:
             self.warn(f"note: {line}")
-        self.context_used = engine.stats.prompt_tokens + engine.stats.new_tokens
+        self.context = None
+        if reply is not None and not reply.get("interrupted"):
+            commands.compact_if_due(self)
 
     def handle(self, text: str) -> None:
         """One line the user entered: a command, or a message to send."""
+        self.context = None  # either may change what the next prompt holds
         if commands.is_command(text):
             self.draft = ""
             commands.execute(self, text.strip())
@@ -227,7 +234,7 @@ class LineChat:
     def show_chat(self, chat: ChatSession, note: str = "") -> None:
         chat.attachments = self.chat.attachments
         self.chat = chat
-        self.context_used = None
+        self.context = None
         if note:
             self.say(note)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chat.attachments import Attachment
-from ..chat.conversation import Conversation
+from ..chat.conversation import SUMMARY_INTRO, Conversation, is_summary
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,6 +38,45 @@ class Applied:
     before: str | None
     after: str
     block: int
+
+
+NOTHING_TO_COMPACT = ("nothing to compact: /compact summarises the turns before the last one, and there are none "
+                      "that are not summarised already")
+COMPACT_INSTRUCTION = (
+    "Summarise the conversation below between a user and an assistant, for the assistant to carry on from "
+    "it: keep the user's goals, what was decided, the names of files, functions and variables, and any "
+    "code still being worked on. Write only the summary, in a few short paragraphs."
+)
+
+
+@dataclass(frozen=True)
+class ContextUse:
+    """How much of the model's context the next prompt takes, pending attachments included."""
+
+    tokens: int
+    limit: int  # the model's context
+    budget: int  # what the prompt may take: the limit less the room kept for the reply
+    left_out: int = 0  # oldest turns the model will not see, because the conversation outgrew the budget
+
+    @property
+    def fits(self) -> bool:
+        return self.tokens <= self.budget
+
+    @property
+    def share(self) -> float:
+        return self.tokens / self.limit if self.limit else 0.0
+
+    def short(self) -> str:
+        """``ctx 1.2k/8k``, and how many turns are left out when some are, for a status line."""
+        text = f"ctx {_thousands(self.tokens)}/{_thousands(self.limit)}"
+        return text + (f" · {self.left_out} old turn(s) left out" if self.left_out else "")
+
+
+def _thousands(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    text = f"{n / 1000:.1f}".removesuffix(".0")
+    return f"{text}k"
 
 
 class ChatSession:
@@ -65,6 +104,7 @@ class ChatSession:
         self.applied: list[Applied] = []  # what /undo puts back, the last /apply last
         self.editing: int | None = None  # index of the user message being edited: sending replaces it
         self.last_reply: dict[str, Any] | None = None  # what the last reply() left in the conversation
+        self.summarising = False  # compact() is using the engine: a front-end sends nothing meanwhile
         self._reply_id: int | None = None
         self._last_save = 0.0
 
@@ -107,6 +147,7 @@ class ChatSession:
         overrides: Collection[str] = (),
     ) -> ChatSession:
         """The chat a front-end opens with: a given session, the last one (``-c``), or a new one."""
+        auto_compact_share(settings)  # a bad [chat] auto_compact is refused at start, not after the first answer
         if continue_last:
             last = store.last_session()
             if last is None:
@@ -140,12 +181,32 @@ class ChatSession:
         return turns
 
     def answers(self) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["role"] == "assistant"]
+        return [m for m in self.messages if m["role"] == "assistant" and not is_summary(m)]
 
     def resolved_options(self) -> dict[str, Any]:
         from ..engine.generation import resolve_generation_options
 
         return resolve_generation_options(self.options)
+
+    def context_use(self, renderer: PromptRenderer, draft: str = "") -> ContextUse:
+        """The tokens the next prompt takes: the conversation as the model sees it, plus ``draft`` and the
+        pending attachments as they would be sent (whole: :meth:`compose` cuts them only when sending)."""
+        from ..chat.attachments import compose_prompt
+
+        messages = self.conversation.for_model()
+        max_new_tokens = self.resolved_options()["max_new_tokens"]
+        budget = renderer.prompt_budget(max_new_tokens)
+        tokens = renderer.count_messages(messages)
+        left_out = 0
+        # Only the conversation's own overflow drops turns: attachments that do not fit are cut when sent.
+        if tokens > budget and messages:
+            try:
+                left_out = renderer.fit(messages, max_new_tokens).dropped_turns
+            except UsageError:  # even the newest turn alone does not fit; sending says so
+                left_out = 0
+        if draft.strip() or self.attachments:
+            tokens = renderer.count_messages([*messages, {"role": "user", "content": compose_prompt(draft, self.attachments)}])
+        return ContextUse(tokens, renderer.context_limit, budget, left_out)
 
     # -- saving ----------------------------------------------------------------------------------------
 
@@ -273,6 +334,8 @@ class ChatSession:
         messages = self.messages
         if not messages:
             raise UsageError("nothing to regenerate: send a message first")
+        if is_summary(messages[-1]):
+            raise UsageError("nothing to regenerate since /compact: send a message (or /edit the last one)")
         if messages[-1]["role"] == "assistant":
             self._truncate(len(messages) - 1)
         return len(self.messages)
@@ -304,6 +367,72 @@ class ChatSession:
         upto = len(self.messages) if turn is None else self.message_count_through_turn(turn)
         forked = self.store.fork(self.session_id, upto)
         return ChatSession.open(self.store, forked.id)
+
+    def compact_covers(self, keep_turns: int = 1) -> int | None:
+        """How many messages a summary keeping the last ``keep_turns`` would cover; None when it would add nothing."""
+        users = [index for index, message in enumerate(self.messages) if message["role"] == "user"]
+        done = max((int(m.get("covers", 0)) for m in self.messages if is_summary(m)), default=0)
+        if len(users) <= keep_turns or users[-keep_turns] <= done:
+            return None
+        return users[-keep_turns]
+
+    def _older_view(self, covers: int) -> list[dict[str, Any]]:
+        """What the model sees of the first ``covers`` messages: what a summary of them must stand in for."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return Conversation.from_messages(system + self.messages[:covers]).for_model()
+
+    def compact_due(self, renderer: PromptRenderer, share: float | None) -> ContextUse | None:
+        """The context use, when the chat should compact on its own: the prompt is past ``share`` of its budget,
+        and the turns to summarise are longer than the longest summary could be, so it is sure to help."""
+        covers = self.compact_covers(1)
+        if share is None or covers is None:
+            return None
+        use = self.context_use(renderer)
+        if use.tokens <= share * use.budget:
+            return None
+        longest = self.resolved_options()["max_new_tokens"] + renderer.count_tokens(SUMMARY_INTRO)
+        return use if renderer.count_messages(self._older_view(covers)) > longest else None
+
+    def compact(self, engine: ChatEngine, keep_turns: int = 1) -> tuple[dict[str, Any], list[str]]:
+        """Have the model summarise every turn but the last ``keep_turns``; the summary stands in for them.
+
+        The summary is saved as an assistant message flagged ``summary``, with ``covers``: how many messages
+        before it the model no longer sees (:meth:`Conversation.for_model`). Nothing is removed, so the store,
+        exports and the screen keep the whole chat. Returns the summary and a line for anything cut to fit
+        the summarising prompt. The summary is asked for through the one stream loop, on a scratch chat.
+        """
+        from ..chat.attachments import Attachment
+
+        covers = self.compact_covers(keep_turns)
+        if covers is None:
+            raise UsageError(NOTHING_TO_COMPACT)
+        older = self._older_view(covers)
+        transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in older)
+        scratch = ChatSession(None, model=self.model, options=self.options)
+        scratch.attachments = [Attachment("the conversation", transcript, fence_language="")]
+        content, cuts = scratch.compose(engine.renderer, COMPACT_INSTRUCTION)
+        scratch.add_user(content)
+        self.summarising = True
+        try:
+            for _ in scratch.reply(engine):
+                pass
+        finally:
+            self.summarising = False
+        reply = scratch.last_reply
+        if reply is None or reply.get("interrupted") or not reply["content"].strip():
+            raise UsageError("no summary came (it was stopped, or the model wrote nothing): the chat is unchanged")
+        summary: dict[str, Any] = {"role": "assistant", "content": reply["content"].strip(), "summary": True,
+                                   "covers": covers}
+        # A summary longer than what it replaces would only cost context: keep the turns as they are.
+        before = engine.renderer.count_messages(self.conversation.for_model())
+        after = engine.renderer.count_messages(Conversation.from_messages([*self.conversation.messages, summary]).for_model())
+        if after >= before:
+            raise UsageError(f"the summary would make the prompt longer ({before} → {after} tokens), not shorter: "
+                             "the chat is unchanged; /compact helps once the older turns are long")
+        session_id = self._ensure_saved()
+        if self.store is not None and session_id is not None:
+            self.store.add_message(session_id, "assistant", summary["content"], summary=True, covers=covers)
+        return self.conversation.add("assistant", summary["content"], summary=True, covers=covers), cuts
 
     def fresh(self) -> ChatSession:
         """An empty chat with the same model, system prompt and settings (saved at its first message)."""
@@ -337,6 +466,18 @@ class ChatSession:
         self.model = model
         if self.session_id is not None and self.store is not None:
             self.store.set_model(self.session_id, model)
+
+
+def auto_compact_share(settings: Settings) -> float | None:
+    """config.toml's ``[chat] auto_compact``: the share of the prompt budget past which a chat compacts itself
+    after an answer; None (the default) leaves it to /compact."""
+    value = settings.section("chat").get("auto_compact")
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise UsageError(f"config.toml: [chat] auto_compact = {value!r}: give a share of the context between 0 and 1, "
+                         "for example 0.8, or leave it out")
+    return float(value)
 
 
 def parse_settings_text(text: str) -> dict[str, Any]:

@@ -273,7 +273,7 @@ def _show(front: Front, argument: str) -> None:
     chat = front.chat
     if topic == "prompt":
         renderer = _require_engine(front, "the prompt").renderer
-        fitted = renderer.fit(chat.conversation.messages, chat.resolved_options()["max_new_tokens"])
+        fitted = renderer.fit(chat.conversation.for_model(), chat.resolved_options()["max_new_tokens"])
         text = renderer.render_prompt(fitted.messages)
         title = f"The exact prompt the model sees ({renderer.count_tokens(text)} tokens)"
         if fitted.dropped:
@@ -310,6 +310,48 @@ def _show(front: Front, argument: str) -> None:
         ))
     else:
         raise UsageError(f"/show {topic}: show one of {', '.join(SHOW_TOPICS)}")
+
+
+@command("compact", "/compact", "summarise the older turns into one message the model sees in their place "
+         "(the whole chat stays saved)", idle=True)
+def _compact(front: Front, argument: str) -> None:
+    from .chat_session import NOTHING_TO_COMPACT
+
+    chat = front.chat
+    engine = _require_engine(front, "/compact")
+    if chat.compact_covers() is None:
+        raise UsageError(NOTHING_TO_COMPACT)  # before the status line says a summary is being written
+    before = chat.context_use(engine.renderer)
+    front.status("summarising the older turns")
+    try:
+        summary, cuts = chat.compact(engine)
+    finally:
+        front.status("")
+    for cut in cuts:
+        front.note(cut, "warning")
+    after = chat.context_use(engine.renderer)
+    turns = sum(1 for m in chat.messages[: summary["covers"]] if m["role"] == "user")
+    front.show_chat(chat, f"compacted: a summary stands in for the first {turns} turn(s) in what the model sees "
+                          f"(context {before.tokens} → {after.tokens} tokens; /show prompt shows it); every "
+                          "message stays saved")
+
+
+def compact_if_due(front: Front) -> bool:
+    """After an answer: /compact on its own once the prompt passes config.toml's ``[chat] auto_compact`` share of
+    its budget. Both front-ends call it, off the UI thread; True when it compacted."""
+    from .chat_session import auto_compact_share
+
+    share = auto_compact_share(front.settings)
+    engine = front.engine
+    if share is None or engine is None:
+        return False
+    use = front.chat.compact_due(engine.renderer, share)
+    if use is None:
+        return False
+    front.note(f"the prompt takes {use.tokens} of the {use.budget} tokens it may have, past [chat] auto_compact = "
+               f"{share} in config.toml: compacting")
+    _compact(front, "")
+    return True
 
 
 @command("retry", "/retry", "regenerate the last answer", aliases=("regen",), idle=True)

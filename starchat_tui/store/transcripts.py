@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..chat.conversation import Conversation
+from ..chat.conversation import Conversation, is_summary
 from ..errors import UsageError
 
 FORMATS = ("md", "json", "jsonl")
@@ -129,6 +129,8 @@ def to_markdown(transcript: Transcript) -> str:
         heading = str(message["role"]).capitalize()
         if message.get("interrupted"):
             heading += " (interrupted)"
+        if is_summary(message):
+            heading += " (summary by /compact)"
         meta = {"role": message["role"], **{k: v for k, v in message.items() if k not in ("role", "content")}}
         parts.append(f"\n### {heading}\n\n<!-- starchat-tui:message {_json_line(meta)} -->\n")
         parts.append(_escape(str(message["content"])))

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static, TextArea
 
 from ...chat.attachments import Attachment
 from ...chat.blocks import blocks_before, blocks_in
+from ...chat.conversation import is_summary
 from ...chat.inert import make_inert
 from ...clipboard import copy_text
 from ...errors import StarchatError, UsageError
@@ -162,7 +163,6 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         status.loading_step = ""
         status.error = ""
         status.model, status.device, status.dtype = Path(engine.model_name).name or engine.model_name, engine.device, engine.dtype
-        status.context_limit = engine.context_limit
         self.count_context()
         self._show_attachments()  # the token counts were estimates until the tokenizer was in
         if self._waiting is not None:
@@ -178,13 +178,12 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def count_context(self) -> None:
-        """Measure the context the conversation fills, off the UI thread (tokenizing can take a while)."""
+        """Measure the context the next prompt fills, off the UI thread (tokenizing can take a while)."""
         engine = self.engine
-        messages = list(self.chat.conversation.messages)
         if engine is None:
             return
-        used = engine.renderer.count_messages(messages) if messages else 0
-        self.app.call_from_thread(setattr, self.status_line, "context_used", used)
+        use = self.chat.context_use(engine.renderer)
+        self.app.call_from_thread(setattr, self.status_line, "context", use)
 
     # -- showing a chat --------------------------------------------------------------------------------
 
@@ -208,6 +207,9 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
             if message["role"] == "user":
                 turn += 1
                 factories.append(partial(UserMessage, message["content"], turn=turn))
+            elif is_summary(message):
+                factories.append(partial(NoteMessage, f"summary (/compact): the model sees this in place of the "
+                                         f"turns before turn {turn}\n\n{message['content']}", kind="system"))
             else:
                 factories.append(partial(
                     AssistantMessage, message["content"], title=self._answer_title(), first_block=first_block,
@@ -247,6 +249,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
         await self._add_entry(partial(NoteMessage, text, kind=kind))
 
     def _show_attachments(self) -> None:
+        self.count_context()  # what they take is shown before they are sent
         bar = self.query_one("#attachments", Static)
         if not self.chat.attachments:
             bar.display = False
@@ -258,6 +261,9 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
     # -- sending and answering -------------------------------------------------------------------------
 
     def _accepts(self, text: str) -> bool:
+        if self.chat.summarising and not commands.is_command(text):
+            self.notify("Still summarising (/compact): press Esc to stop it, then send.", severity="warning")
+            return False
         return True  # while an answer streams, a message is queued (see on_prompt_submitted)
 
     @on(PromptInput.Submitted)
@@ -418,10 +424,12 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
             await self._remove_messages_from(len(self.chat.messages))
         if not self._queued or error is not None or interrupted:
             self.generating = False
+        if error is None and reply is not None and not interrupted and not self._queued:
+            self.compact_if_due()  # started with no await before it: nothing sees the app idle in between
         if error is None:
             self.status_line.tokens_per_s = stats.tokens_per_s
             self.status_line.cached_tokens = stats.cached_tokens
-            self.status_line.context_used = stats.prompt_tokens + stats.new_tokens
+        self.count_context()
         for warning in engine.warnings:
             await self.add_note(warning, "warning")
         if error is not None:
@@ -438,7 +446,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.generating or self.code_runner.running
+            return self.generating or self.code_runner.running or self.chat.summarising
         if action == "cancel_edit":
             return self.chat.editing is not None
         return True
@@ -474,7 +482,7 @@ class ChatScreen(ScreenFront, PlainNotify, Screen):
     def action_stop(self) -> None:
         self.code_runner.stop()
         engine = self.engine
-        if engine is not None and self.generating:
+        if engine is not None and (self.generating or self.chat.summarising):
             self._give_back_queued()
             engine.cancel()
 

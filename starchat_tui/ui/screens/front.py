@@ -40,12 +40,20 @@ class ScreenFront:
         self.run_worker(partial(self._execute, text), thread=True, group="command", exit_on_error=False)
 
     def _execute(self, text: str) -> None:
+        self._guarded((text.split() or [text])[0], partial(commands.execute, self, text))
+
+    def compact_if_due(self) -> None:
+        """After an answer, in a worker thread: config.toml's [chat] auto_compact, as line mode does it."""
+        self.run_worker(partial(self._guarded, "compacting", partial(commands.compact_if_due, self)), thread=True,
+                        group="command", exit_on_error=False)
+
+    def _guarded(self, what: str, action: Callable[[], Any]) -> None:
         try:
-            commands.execute(self, text)
+            action()
         except StarchatError as error:
             self._on_ui(self.notify, str(error), severity="error", timeout=6)
         except Exception as error:  # a failed command is reported; the chat goes on
-            self._on_ui(self.notify, f"{text.split()[0]} failed: {type(error).__name__}: {error}", severity="error")
+            self._on_ui(self.notify, f"{what} failed: {type(error).__name__}: {error}", severity="error")
 
     def _on_ui(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``callback`` on the UI thread and return its result (awaited when it is a coroutine)."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
+
+if TYPE_CHECKING:
+    from ...session.chat_session import ContextUse
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -25,8 +30,7 @@ class StatusLine(Widget):
     dtype = reactive("")
     loading_step = reactive("")  # the current loading step, '' when not loading
     error = reactive("")
-    context_used = reactive(0)
-    context_limit = reactive(0)
+    context: reactive[ContextUse | None] = reactive(None)  # measured by the session, pending attachments included
     tokens_per_s = reactive(0.0)
     cached_tokens = reactive(0)
     generating = reactive(False)
@@ -55,7 +59,7 @@ class StatusLine(Widget):
         self.refresh_status()
 
     watch_model = watch_device = watch_dtype = watch_loading_step = watch_error = _watch_any
-    watch_context_used = watch_context_limit = watch_tokens_per_s = watch_cached_tokens = _watch_any
+    watch_context = watch_tokens_per_s = watch_cached_tokens = _watch_any
     watch_generating = watch_session = watch_queued = _watch_any
 
     def status_text(self) -> Content:
@@ -73,10 +77,10 @@ class StatusLine(Widget):
             parts += [separator, (f"{spinner} answering · Esc stops", "$accent")]
         if self.queued:
             parts += [separator, (f"{self.queued} queued", "$text-warning")]
-        if self.context_limit:
-            share = self.context_used / self.context_limit
-            colour = "$text-error" if share > 0.9 else "$text-warning" if share > 0.75 else "$text"
-            parts += [separator, ("ctx ", "$text-muted"), (f"{self.context_used}/{self.context_limit}", colour)]
+        if self.context is not None:
+            share = self.context.share
+            colour = "$text-error" if share > 0.9 or self.context.left_out else "$text-warning" if share > 0.75 else "$text"
+            parts += [separator, (self.context.short(), colour)]
         if self.tokens_per_s:
             parts += [separator, (f"{self.tokens_per_s:.1f}", "$text"), (" tok/s", "$text-muted")]
         if self.cached_tokens:
