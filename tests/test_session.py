@@ -246,6 +246,8 @@ def test_at_completes_paths_git_knows_and_leaves_ignored_ones_out(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert [c.value for c in complete("look at @ap")] == ["look at @app.py", "look at @apps/x.py"]
     assert [c.value for c in complete("@b")] == []
+    assert [c.value for c in complete("@x.p")] == ["@apps/x.py"]  # a file name, wherever it is
+    assert [c.value for c in complete("@apx")] == ["@apps/x.py"]  # its letters in order
     assert complete("mail me@ap") == []
     assert [c.value for c in complete("/add app.py ap")] == ["/add app.py app.py", "/add app.py apps/x.py"]
     assert "/add build/app.py" not in [c.value for c in complete("/add ")]

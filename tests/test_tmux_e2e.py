@@ -91,3 +91,39 @@ def test_piped_input_is_attached_and_keys_still_come_from_the_terminal(tiny_mode
         first = store.messages(session.id)[0]["content"]
     assert first.startswith("What does this do?\n\nstdin:\n```")
     assert "def add(a, b):\n    return a + b\n```" in first
+
+
+def test_apply_a_block_to_a_file_after_the_diff_then_undo_it(tiny_model, terminal_factory, tmp_path, isolated_home):
+    import subprocess
+
+    from starchat_tui.store import SessionStore
+
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    subprocess.run(["git", "init", "-q", str(repository)], check=True)
+    app_file = repository / "app.py"
+    original = "import sys\n\n\ndef greet(name):\n    return 'hi ' + name\n\n\nprint(greet(sys.argv[1]))\n"
+    app_file.write_text(original)
+    answer = "Use an f-string:\n\n```python\n# file: app.py\ndef greet(name):\n    return f\"Hello, {name}!\"\n```\n"
+    with SessionStore(isolated_home / "data" / "sessions.db") as store:
+        session = store.create_session(tiny_model, None, {"temperature": 0})
+        store.add_message(session.id, "user", "Make greet friendlier.")
+        store.add_message(session.id, "assistant", answer)
+
+    command = cli("-m", tiny_model, "--session", session.id)
+    term = terminal_factory(f"sh -c {shlex.quote(f'cd {shlex.quote(str(repository))} && exec {command}')}")
+    term.wait_for("◆ tiny · cpu")
+    term.type("/apply 1")
+    term.keys("Enter")
+    screen = term.wait_for("return 'hi ' + name")  # the diff, with the old line, before anything is written
+    assert "b/app.py" in screen
+    assert app_file.read_text() == original
+    term.keys("y")
+    term.wait_for("applied block 1 to app.py")
+    assert app_file.read_text() == original.replace("'hi ' + name", 'f"Hello, {name}!"')
+    term.type("/undo")
+    term.keys("Enter")
+    term.wait_for("app.py is back as it was")
+    assert app_file.read_text() == original
+    term.keys("C-q")
+    term.wait_for("EXIT=0")

@@ -199,7 +199,9 @@ class LineChat:
         hint = " (Alt+Enter sends)" if multiline else ""
         return self.read_line(f"{title}{hint}: ", default, multiline)
 
-    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False) -> bool:
+    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False, detail: str = "") -> bool:
+        if detail:
+            self.say(make_inert(detail.rstrip("\n")))
         answer = self.read_line(f"{question} [{yes}: y, No: N] ", "", False)
         return (answer or "").strip().lower() in ("y", "yes")
 

@@ -52,7 +52,9 @@ class Front(Protocol):
         """Ask for text; None when the user cancels."""
         ...
 
-    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False) -> bool: ...
+    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False, detail: str = "") -> bool:
+        """Ask a yes/no question; ``detail`` (a diff to apply, say) is shown with it, for the answer to rest on."""
+        ...
 
     def pick(self, title: str, items: list[tuple[str, str]]) -> str | None:
         """Let the user choose one of ``items`` ((value, label) pairs); None when cancelled."""

@@ -307,8 +307,7 @@ def apply_block(front: Front, block: CodeBlock, path_text: str = "") -> None:
     diff = "".join(difflib.unified_diff((before or "").splitlines(keepends=True), after.splitlines(keepends=True),
                                         fromfile="/dev/null" if before is None else _diff_name("a", shown),
                                         tofile=_diff_name("b", shown)))
-    front.show_text(f"/apply {block.number}: {how} {shown}", diff)
-    if not front.confirm(f"Apply block {block.number}: {how} {shown}?", yes="Apply"):
+    if not front.confirm(f"Apply block {block.number}: {how} {shown}?", yes="Apply", detail=diff):
         front.note(f"not applied: {shown} is unchanged")
         return
     root = project_folder(chat.folder)
@@ -387,24 +386,54 @@ def _shown_name(chat: ChatSession, path: Path) -> str:
 # -- completion ----------------------------------------------------------------------------------------
 
 
-def path_choices(folder: Path, prefix: str, limit: int = 50) -> list[str]:
-    """Files under ``folder`` starting with ``prefix``: git's list of files in a repository (so .gitignore
-    is respected), else the folder's entries one level at a time."""
+# git's list of a repository's files, per folder, and when it was read: completion asks on every key, and in a
+# repository of 50,000 files listing them takes longer than a keystroke should wait.
+_LISTINGS: dict[Path, tuple[float, list[str] | None]] = {}
+LISTING_TTL_S = 2.0
+
+
+def git_files(folder: Path) -> list[str] | None:
+    """The files git knows under ``folder`` (tracked, and untracked but not ignored); None outside a repository."""
+    now = time.monotonic()
+    cached = _LISTINGS.get(folder)
+    if cached is not None and now - cached[0] < LISTING_TTL_S:
+        return cached[1]
     try:
         listed = subprocess.run(["git", "-C", str(folder), "ls-files", "--cached", "--others", "--exclude-standard"],
                                 capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+        names = listed.stdout.splitlines() if listed.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
-        listed = None
-    if listed is not None and listed.returncode == 0:
-        names = listed.stdout.splitlines()
-    else:
-        base = Path(prefix).parent if "/" in prefix else Path()
+        names = None
+    _LISTINGS[folder] = (now, names)
+    return names
+
+
+def path_choices(folder: Path, typed: str, limit: int = 50) -> list[str]:
+    """Files under ``folder`` for what was typed, best first: paths that start with it, then file names that
+    do, then paths holding its letters in order (``apmain`` finds ``app/main.py``). In a repository the list is
+    git's, so .gitignore is respected; elsewhere, the folder's entries one level at a time."""
+    names = git_files(folder)
+    if names is None:
+        base = Path(typed).parent if "/" in typed else Path()
         try:
             names = [str(base / p.name) + ("/" if p.is_dir() else "") for p in (folder / base).iterdir()
                      if not p.name.startswith(".")]
         except OSError:
             names = []
-    return sorted(name for name in names if name.startswith(prefix))[:limit]
+        return sorted(name for name in names if name.startswith(typed))[:limit]
+    if not typed:
+        return sorted(names)[:limit]
+    starts = sorted(name for name in names if name.startswith(typed))
+    if len(starts) >= limit:
+        return starts[:limit]
+    lowered = typed.lower()
+    chosen = set(starts)
+    by_name = sorted((name for name in names if name not in chosen and name.rsplit("/", 1)[-1].lower().startswith(lowered)),
+                     key=len)
+    chosen.update(by_name)
+    letters = re.compile(".*?".join(map(re.escape, lowered)), re.IGNORECASE)
+    fuzzy = sorted((name for name in names if name not in chosen and letters.search(name)), key=len)
+    return [*starts, *by_name, *fuzzy][:limit]
 
 
 def split_paths(argument: str) -> list[str]:

@@ -55,6 +55,7 @@ KEYS: tuple[Key, ...] = (
     Key("block.copy", "c", "block('copy')", "Copy", "block", show=True),
     Key("block.save", "s", "block('save')", "Save", "block", show=True),
     Key("block.run", "r", "block('run')", "Run", "block", show=True),
+    Key("block.apply", "a", "block('apply')", "Apply to a file", "block", show=True),
     Key("block.back", "escape,i", "back", "Back to the prompt", "block", show=True),
     Key("result.explain", "e", "explain", "Send to the model", "result", show=True),
     Key("result.copy", "c", "copy_output", "Copy output", "result", show=True),

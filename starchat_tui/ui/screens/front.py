@@ -100,8 +100,8 @@ class ScreenFront:
     def ask(self, title: str, default: str = "", *, multiline: bool = False) -> str | None:
         return self._dialog(AskScreen(title, default, multiline=multiline), None)
 
-    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False) -> bool:
-        return bool(self._dialog(ConfirmScreen(question, yes=yes, danger=danger), False))
+    def confirm(self, question: str, *, yes: str = "Yes", danger: bool = False, detail: str = "") -> bool:
+        return bool(self._dialog(ConfirmScreen(question, yes=yes, danger=danger, detail=detail), False))
 
     def pick(self, title: str, items: list[tuple[str, str]]) -> str | None:
         return self._dialog(PickerScreen(title, items), None)

@@ -1,4 +1,4 @@
-"""A numbered code block with copy, save and run, highlighted in the theme's Pygments style.
+"""A numbered code block with copy, save, run and apply, highlighted in the theme's Pygments style.
 
 Textual's fence re-highlights and re-renders the whole block each time its answer grows, so an answer
 that is one long code block costs O(n^2) while it streams, and each flush stalls the UI for longer. This
@@ -52,7 +52,7 @@ class FenceHeader(Static):
                 (described, "$text-muted"),
                 "   ",
                 Content.from_markup("[@click=block('copy')]copy[/]  [@click=block('save')]save[/]  "
-                                    "[@click=block('run')]▶ run[/]"),
+                                    "[@click=block('run')]▶ run[/]  [@click=block('apply')]apply[/]"),
             )
         )
 
@@ -125,7 +125,7 @@ class CodeFence(MarkdownFence):
     BINDINGS = keymap.bindings("block")
 
     class Action(Message):
-        """The user asked to copy, save or run block ``number``."""
+        """The user asked to copy, save, run or apply block ``number``."""
 
         def __init__(self, number: int, kind: str) -> None:
             super().__init__()
