@@ -937,8 +937,6 @@ async def test_esc_stops_a_shell_command_and_its_output_so_far_is_attached(tiny_
 
 
 async def test_apply_shows_the_diff_in_colour_and_asks(tiny_model, tiny_engine, tmp_path, monkeypatch):
-    from starchat_tui.ui.screens.viewer import TextViewer
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app.py").write_text("x = 1\n")
     async with running_app(tiny_model, tiny_engine) as pilot:
@@ -948,9 +946,7 @@ async def test_apply_shows_the_diff_in_colour_and_asks(tiny_model, tiny_engine, 
         screen.prompt.text = "/apply 1 app.py"
         await pilot.press("enter")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the question")
-        viewer = app.screen_stack[-2]
-        assert isinstance(viewer, TextViewer)
-        shown = viewer.query_one("#view Static").render()
+        shown = app.screen.query_one("#detail Static").render()  # the diff, in the question's own dialog
         assert [(str(shown)[span.start:span.end], str(span.style)) for span in shown.spans if span.style] == [
             ("--- a/app.py\n", "bold"), ("+++ b/app.py\n", "bold"), ("@@ -1 +1 @@\n", "ansi_cyan"),
             ("-x = 1\n", "ansi_red"), ("+x = 2\n", "ansi_green")]
