@@ -29,7 +29,7 @@ from ..chat.template import END_TOKEN, SYSTEM_TOKEN, USER_TOKEN
 from ..errors import ModelLoadError, StarchatError, UsageError
 from .endpoints import RemoteTarget
 from .protocol import GenerationStats
-from .render import PromptRenderer
+from .render import CONTEXT_KEYS, PromptRenderer
 
 CONNECT_TIMEOUT_S = 5.0
 # Said when neither the server nor the endpoint's config tells the context size.
@@ -136,7 +136,7 @@ def local_context(name: str | None) -> int | None:
         config = json.loads((Path(name).expanduser() / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length"):
+    for key in CONTEXT_KEYS:
         if isinstance(config.get(key), int) and config[key] > 0:
             return int(config[key])
     return None
