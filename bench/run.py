@@ -2,6 +2,7 @@
 
     python bench/run.py            # every bench_*.py beside this file
     python bench/run.py engine     # only bench_engine.py
+    python bench/run.py scale      # bench_scale.py and every bench_scale_*.py, in one table
 
 Each bench_<area>.py defines ``run() -> list[Row]``. Targets are checked here and printed, never asserted
 in the test suite: timings on a shared 2-core machine are too noisy to fail a build on.
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = []
     for path in sorted(HERE.glob("bench_*.py")):
         area = path.stem.removeprefix("bench_")
-        if wanted and area not in wanted:
+        if wanted and area not in wanted and area.split("_")[0] not in wanted:
             continue
         print(f"running {path.name} ...", file=sys.stderr, flush=True)
         rows.extend(load_bench(path).run())
