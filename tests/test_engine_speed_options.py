@@ -43,6 +43,11 @@ def test_int8_with_compile_is_refused_in_one_line(tiny_model):
         load_engine(tiny_model, quantize="int8", compile=True)
 
 
+def test_int8_on_cpu_refuses_a_float32_dtype(tiny_model):
+    with pytest.raises(UsageError, match="--quantize int8 with --dtype float32: on CPU int8 runs with bfloat16 only"):
+        load_engine(tiny_model, device="cpu", dtype="float32", quantize="int8")
+
+
 def test_compile_must_be_a_switch(tiny_model):
     with pytest.raises(UsageError, match="compile = 'yes': use true or false"):
         load_engine(tiny_model, compile="yes")

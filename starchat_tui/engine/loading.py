@@ -183,10 +183,13 @@ def choose_dtype(device: str, requested: str | None, quantize: str | None = None
         dtype = getattr(torch, requested, None)
         if not isinstance(dtype, torch.dtype):
             raise UsageError(f"--dtype {requested}: not a torch dtype; use auto, float32, bfloat16 or float16")
+        if quantize == "int8" and device == "cpu" and dtype != torch.bfloat16:
+            raise UsageError(f"--quantize int8 with --dtype {requested}: on CPU int8 runs with bfloat16 only (with "
+                             f"{requested} every weight is unpacked at every step, slower than no --quantize); drop --dtype")
         return dtype
     if quantize == "int8":
-        # quanto's int8 kernels take bf16 activations on CPU too; fp32 ones would double the bytes of everything
-        # left unquantised (embeddings, norms) and of every activation for no gain in what int8 weights can say.
+        # quanto's fast CPU kernel (int8 weights times bf16 activations) needs bf16: with fp32 activations it
+        # unpacks every weight at every step, 25x slower on the 1B bench shape.
         return torch.bfloat16
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
