@@ -5,12 +5,14 @@
 Each variant loads in a process of its own: one 1B model in memory at a time, and each its own peak RSS.
 Tokens/s is ``Engine.stream``'s own figure (first token to last, greedy, a fixed number of new tokens).
 Greedy agreement is, per prompt, the share of fp32's reply tokens that the variant reproduces before its first
-different token; the random-weight 1B model says little about it, so the trained demo model is asked too
-(its own fix-the-bug tasks) when it is built.
+different token. The random-weight 1B model says little about it (its logits are nearly flat, so the smallest
+change flips a token), so the trained demo model is asked too, when it is built: its own write, explain, fix,
+complete and test requests, longer replies.
 
 Knobs (environment): SCALE_OPTIONS_TOKENS (timed new tokens, default 64), SCALE_OPTIONS_PROMPTS (agreement
 prompts, default 3), SCALE_OPTIONS_AGREE_TOKENS (tokens per agreement reply, default 32),
-SCALE_OPTIONS_COMPILE_1B=0 to skip compiling the 1B model (a few minutes).
+SCALE_OPTIONS_DEMO_PROMPTS (demo model requests, default 30, 128 tokens each), SCALE_OPTIONS_COMPILE_1B=0 to skip
+compiling the 1B model (a few minutes).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 TOKENS = int(os.environ.get("SCALE_OPTIONS_TOKENS", "64"))
 PROMPTS = int(os.environ.get("SCALE_OPTIONS_PROMPTS", "3"))
 AGREE_TOKENS = int(os.environ.get("SCALE_OPTIONS_AGREE_TOKENS", "32"))
+DEMO_PROMPTS = int(os.environ.get("SCALE_OPTIONS_DEMO_PROMPTS", "30"))
+DEMO_AGREE_TOKENS = 128
 COMPILE_1B = os.environ.get("SCALE_OPTIONS_COMPILE_1B", "1") != "0"
 SPEEDUP_GOAL = 1.8
 READ_SHARE_GOAL = 0.60
@@ -47,15 +51,16 @@ BENCH_QUESTIONS = (
 # -- in the worker process ----------------------------------------------------------------------------------
 
 
-def demo_fix_questions(count: int) -> list[str]:
-    """The first user message of the demo model's own fix-the-bug dialogues."""
+def demo_questions(count: int) -> list[str]:
+    """The first user message of the demo model's own dialogues, each kind in turn."""
     import random
 
     from starchat_tui.demo.corpus import DialogueWriter
     from starchat_tui.demo.tasks import Task
 
-    rng = random.Random(0)
-    return [DialogueWriter(Task.sample(rng), rng).fix()[0][0]["content"] for _ in range(count)]
+    rng = random.Random(1)
+    kinds = ("write", "explain", "fix", "complete", "tests")
+    return [getattr(DialogueWriter(Task.sample(rng), rng), kinds[i % len(kinds)])()[0][0]["content"] for i in range(count)]
 
 
 def measure(spec: dict) -> dict:
@@ -87,7 +92,7 @@ def measure(spec: dict) -> dict:
         return conversation.messages[-1]["content"]
 
     first_started = time.perf_counter()
-    replies = [answer(q, AGREE_TOKENS, spec.get("suppress", False)) for q in spec["questions"]]
+    replies = [answer(q, spec.get("agree_tokens", AGREE_TOKENS), spec.get("suppress", False)) for q in spec["questions"]]
     first_s = time.perf_counter() - first_started  # with --compile, this holds the compile
     rates = []
     for _ in range(spec.get("repeats", 2)):
@@ -177,7 +182,7 @@ def demo_agreement_rows() -> list[Row]:
     if not (folder / "config.json").exists():
         return [Row(AREA, "demo model, bf16 / int8 greedy agreement with fp32",
                     "not measured: the demo model is not built (starchat-tui demo --build-only)", "reported", None)]
-    base = {"path": str(folder), "questions": demo_fix_questions(PROMPTS), "repeats": 1}
+    base = {"path": str(folder), "questions": demo_questions(DEMO_PROMPTS), "agree_tokens": DEMO_AGREE_TOKENS, "repeats": 1}
     fp32 = in_fresh_process({**base, "dtype": "float32"})
     rows = []
     for name, extra in (("bf16", {"dtype": "bfloat16"}), ("int8", {"quantize": "int8"})):
@@ -186,8 +191,8 @@ def demo_agreement_rows() -> list[Row]:
             result = f"failed: {fp32.get('error') or other.get('error')}"
         else:
             share, whole = agreement(fp32["ids"], other["ids"])
-            result = (f"{share:.0%} of tokens before the first difference; {whole}/{len(base['questions'])} fix answers "
-                      "identical")
+            result = (f"{share:.0%} of tokens before the first difference; {whole}/{len(base['questions'])} replies "
+                      f"identical (up to {DEMO_AGREE_TOKENS} tokens each)")
         rows.append(Row(AREA, f"demo model (trained), {name} greedy agreement with fp32", result, "reported", None))
     return rows
 

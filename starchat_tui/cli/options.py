@@ -63,8 +63,8 @@ def add_model_flags(parser: argparse.ArgumentParser, *, dry_run: bool = True) ->
     group.add_argument(
         "--quantize", choices=QUANTIZE_CHOICES,
         help="load weights quantised. int8: weight-only int8 on any device (optimum-quanto: pip install "
-             "'starchat-tui[int8]'); on CPU about 1.8x the tokens/s of float32, but its greedy answers drift from "
-             "float32's, so it is never chosen for you. 8bit, 4bit: bitsandbytes, CUDA only",
+             "'starchat-tui[int8]'); on CPU about 1.9x float32's tokens/s on a 1B model, but some greedy answers differ "
+             "from float32's, so it is never chosen for you. 8bit, 4bit: bitsandbytes, CUDA only",
     )
     group.add_argument(
         "--compile", action="store_true", default=None,
