@@ -24,6 +24,9 @@ APP_NAME = "starchat-tui"
 ENV_PREFIX = "STARCHAT_TUI_"
 DEMO_MODEL = "demo"
 
+# --quantize: int8 is weight-only int8 through optimum-quanto, on any device; 8bit and 4bit are bitsandbytes, CUDA only.
+QUANTIZE_CHOICES = ("int8", "8bit", "4bit")
+
 
 def _platform_dir(kind: str) -> Path:
     override = os.environ.get(f"{ENV_PREFIX}{kind.upper()}_DIR")
@@ -65,6 +68,7 @@ class Settings:
     dtype: str = "auto"
     quantize: str | None = None
     trust_remote_code: bool = False
+    compile: bool = False  # a static KV cache and torch.compile'd decode steps
     api: str = "auto"  # how to talk to a server: auto, chat or completions
     theme: str = "starchat-dark"
     generation: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +81,7 @@ class Settings:
 
 
 _SCALAR_FIELDS = {f.name for f in fields(Settings)} - {"generation", "sections"}
+_SWITCHES = {"trust_remote_code", "compile"}  # true/false in the environment, not strings
 
 
 def parse_value(text: str) -> Any:
@@ -144,7 +149,7 @@ def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] |
     for name in _SCALAR_FIELDS:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None:
-            setattr(settings, name, parse_value(raw) if name == "trust_remote_code" else raw)
+            setattr(settings, name, parse_value(raw) if name in _SWITCHES else raw)
     for key, value in (flags or {}).items():
         if value is None:
             continue

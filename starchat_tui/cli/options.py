@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from ..config import QUANTIZE_CHOICES
 from ..errors import UsageError
 
 
@@ -59,7 +60,17 @@ def add_model_flags(parser: argparse.ArgumentParser, *, dry_run: bool = True) ->
     )
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     group.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
-    group.add_argument("--quantize", choices=["8bit", "4bit"], help="load weights quantised (needs bitsandbytes and CUDA)")
+    group.add_argument(
+        "--quantize", choices=QUANTIZE_CHOICES,
+        help="load weights quantised. int8: weight-only int8 on any device (optimum-quanto: pip install "
+             "'starchat-tui[int8]'); on CPU about 1.9x float32's tokens/s on a 1B model, but some greedy answers differ "
+             "from float32's, so it is never chosen for you. 8bit, 4bit: bitsandbytes, CUDA only",
+    )
+    group.add_argument(
+        "--compile", action="store_true", default=None,
+        help="decode through torch.compile with a static KV cache sized to the context (first answer waits for the "
+             "compile; on CPU it has been slower than without, so it is off unless you ask)",
+    )
     group.add_argument("--api", choices=["auto", "chat", "completions"],
                        help="with a server: chat lets it apply the model's template, completions sends our own "
                             "rendering (auto: completions for StarChat models)")
@@ -91,6 +102,7 @@ def settings_from_args(args: argparse.Namespace):
         "dtype": args.dtype,
         "quantize": args.quantize,
         "trust_remote_code": args.trust_remote_code,
+        "compile": args.compile,
         "api": args.api,
         "generation": parse_options(args.option),
     }
@@ -104,6 +116,7 @@ def load_model(settings: Any, model: str | None = None, progress=say):
 
     return load_engine(
         model or settings.model, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
-        trust_remote_code=settings.trust_remote_code, progress=progress, endpoints=settings.section("endpoints"),
+        trust_remote_code=settings.trust_remote_code, compile=settings.compile, progress=progress,
+        endpoints=settings.section("endpoints"),
         api=settings.api,
     )

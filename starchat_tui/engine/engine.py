@@ -10,12 +10,14 @@ from typing import Any
 
 from ..chat.conversation import Conversation
 from ..chat.template import END_TOKEN, SYSTEM_TOKEN, USER_TOKEN
+from ..errors import UsageError
 from .cache import PrefixCache
 from .generation import resolve_generation_options
 from .loading import (
     Progress,
     choose_device,
     choose_dtype,
+    compile_decoding,
     load_config,
     load_model,
     load_tokenizer,
@@ -47,7 +49,8 @@ def _stop_running_generation() -> None:
 class Engine:
     """A model, its tokenizer and the KV cache of the conversation it last answered."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, model_name: str, context_limit: int | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, model_name: str, context_limit: int | None = None,
+                 compile: bool = False) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.model_name = model_name
@@ -57,7 +60,11 @@ class Engine:
         self.stats = GenerationStats()
         self.warnings: list[str] = []
         self.concurrent_streams = 1  # one KV cache, one reply at a time
-        self._cache = PrefixCache(model)
+        self.compiled = compile
+        if compile:
+            compile_decoding(model)
+        # A compiled step is built for one cache shape: the whole context, allocated once.
+        self._cache = PrefixCache(model, static_length=self.context_limit if compile else None)
         self._cancel = threading.Event()
         self._busy = threading.Lock()
         self._stop_ids, self._stop_strings = self._stopping_rules()
@@ -131,6 +138,10 @@ class Engine:
         inputs = torch.tensor([prompt_ids], device=device)
         outcome: dict[str, Any] = {}
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0]
+        if self.compiled:
+            # Prompt lookup feeds drafts of varying length and crops the cache at each step: the compiled step
+            # and its static cache take neither.
+            options.pop("prompt_lookup_num_tokens", None)
 
         def work() -> None:
             try:
@@ -197,6 +208,7 @@ def load_engine(
     dtype: str | None = "auto",
     quantize: str | None = None,
     trust_remote_code: bool = False,
+    compile: bool = False,
     progress: Progress | None = None,
     name: str | None = None,
 ) -> Engine:
@@ -204,7 +216,11 @@ def load_engine(
 
     ``name`` is what the user called the model, shown in progress and kept as ``engine.model_name``
     (default: ``model``); "demo" is resolved to its folder before this, by :func:`starchat_tui.demo.resolve_model`.
+    ``compile`` keeps a static KV cache and runs the decode steps through torch.compile.
     """
+    if compile not in (True, False):  # 1 and 0 pass: STARCHAT_TUI_COMPILE=1 reads as the number
+        raise UsageError(f"compile = {compile!r}: use true or false")
+    compile = bool(compile)
     report = progress or (lambda step: None)
     started = time.perf_counter()
     shown = name or model
@@ -213,13 +229,17 @@ def load_engine(
     set_cpu_threads(chosen_device)
     quiet_transformers(chosen_device)
     source = resolve_source(model)
-    chosen_dtype = choose_dtype(chosen_device, dtype)
+    chosen_dtype = choose_dtype(chosen_device, dtype, quantize)
     report(f"{shown}: loading the tokenizer")
     tokenizer = load_tokenizer(source, trust_remote_code)
     config = load_config(source, trust_remote_code)
     dtype_name = str(chosen_dtype).removeprefix("torch.")
     report(f"{shown}: loading weights ({chosen_device}, {dtype_name}{', ' + quantize if quantize else ''})")
     loaded = load_model(source, chosen_device, chosen_dtype, quantize, trust_remote_code)
-    engine = Engine(loaded, tokenizer, model_name=shown, context_limit=context_limit_of(config, tokenizer))
+    quantizer = getattr(loaded, "hf_quantizer", None)
+    if compile and quantizer is not None and not quantizer.is_compileable:
+        # generate would quietly decode uncompiled: say so instead.
+        raise UsageError(f"--compile does not work with --quantize {quantize} (transformers cannot compile it); drop one of them")
+    engine = Engine(loaded, tokenizer, model_name=shown, context_limit=context_limit_of(config, tokenizer), compile=compile)
     report(f"{shown}: ready in {time.perf_counter() - started:.1f} s ({engine.device}, {engine.dtype})")
     return engine

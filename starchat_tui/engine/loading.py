@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import DEMO_MODEL
+from ..config import DEMO_MODEL, QUANTIZE_CHOICES
 from ..errors import ModelLoadError, UsageError
 from .render import PromptRenderer, context_limit_of
 
@@ -175,14 +175,22 @@ def set_cpu_threads(device: str) -> None:
     torch.set_num_threads(max(1, available - 1))
 
 
-def choose_dtype(device: str, requested: str | None) -> Any:
+def choose_dtype(device: str, requested: str | None, quantize: str | None = None) -> Any:
+    """The dtype of the weights, or with ``quantize`` of the parts left unquantised and of the activations."""
     import torch
 
     if requested and requested != "auto":
         dtype = getattr(torch, requested, None)
         if not isinstance(dtype, torch.dtype):
             raise UsageError(f"--dtype {requested}: not a torch dtype; use auto, float32, bfloat16 or float16")
+        if quantize == "int8" and device == "cpu" and dtype != torch.bfloat16:
+            raise UsageError(f"--quantize int8 with --dtype {requested}: on CPU int8 runs with bfloat16 only (with "
+                             f"{requested} every weight is unpacked at every step, slower than no --quantize); drop --dtype")
         return dtype
+    if quantize == "int8":
+        # quanto's fast CPU kernel (int8 weights times bf16 activations) needs bf16: with fp32 activations it
+        # unpacks every weight at every step, 25x slower on the 1B bench shape.
+        return torch.bfloat16
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device == "mps":
@@ -190,14 +198,29 @@ def choose_dtype(device: str, requested: str | None) -> Any:
     return torch.float32
 
 
+def has_module(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it; a missing parent package counts as missing."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def quantization_config(quantize: str | None, device: str) -> Any:
     if not quantize:
         return None
-    if quantize not in ("8bit", "4bit"):
-        raise UsageError(f"--quantize {quantize}: use 8bit or 4bit")
+    if quantize not in QUANTIZE_CHOICES:
+        raise UsageError(f"--quantize {quantize}: use int8 (weight-only, any device), or 8bit or 4bit (bitsandbytes, CUDA)")
+    if quantize == "int8":
+        if not has_module("optimum.quanto"):
+            raise ModelLoadError("--quantize int8 needs optimum-quanto: pip install 'starchat-tui[int8]'")
+        from transformers import QuantoConfig
+
+        return QuantoConfig(weights="int8")
     if not device.startswith("cuda"):
-        raise ModelLoadError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes); drop --quantize to load on {device}")
-    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes); on {device} use --quantize int8, "
+                             "or drop --quantize")
+    if not has_module("bitsandbytes"):
         raise ModelLoadError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes")
     import torch
     from transformers import BitsAndBytesConfig
@@ -229,6 +252,21 @@ def load_model(source: ModelSource, device: str, dtype: Any, quantize: str | Non
         model.to(device)  # type: ignore[arg-type]  # transformers' stub wraps .to for models
     model.eval()
     return model
+
+
+def compile_decoding(model: Any) -> None:
+    """Have ``generate`` run its decode steps through torch.compile whenever it is handed a StaticCache.
+
+    That is transformers' own auto-compile. On CPU it runs only with CompileConfig's private
+    ``_compile_all_devices`` set: transformers has no public switch for it.
+    """
+    from transformers import CompileConfig
+
+    on_cuda = model.device.type == "cuda"
+    # CUDA graphs ("reduce-overhead") are what pays on a GPU; on CPU inductor would only warn that it skips them.
+    config = CompileConfig(mode="reduce-overhead" if on_cuda else "default")
+    config._compile_all_devices = True  # type: ignore[assignment]  # declared as a None class default
+    model.generation_config.compile_config = config
 
 
 def quiet_transformers(device: str | None = None) -> None:

@@ -78,7 +78,7 @@ class LineChat:
             transformers_logging.disable_progress_bar()
             return load_engine(
                 name, device=settings.device, dtype=settings.dtype, quantize=settings.quantize,
-                trust_remote_code=settings.trust_remote_code, progress=progress,
+                trust_remote_code=settings.trust_remote_code, compile=settings.compile, progress=progress,
                 endpoints=settings.section("endpoints"), api=settings.api,
             )
 

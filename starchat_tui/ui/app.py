@@ -144,7 +144,8 @@ class StarchatApp(App[int]):
         try:
             self._warm_up()
             engine.load(resolve_model(name, progress), progress, name=name, device=settings.device,
-                        dtype=settings.dtype, quantize=settings.quantize, trust_remote_code=settings.trust_remote_code)
+                        dtype=settings.dtype, quantize=settings.quantize, trust_remote_code=settings.trust_remote_code,
+                        compile=settings.compile)
         except BaseException:
             engine.close()
             raise
