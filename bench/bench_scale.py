@@ -94,7 +94,7 @@ def ceiling_rows(threads_list: list[int]) -> list[Row]:
     rows = []
     for threads in threads_list:
         with torch_threads(threads):
-            square, bf16 = matvec_gbs("float32"), decode_matvec_gbs(decode_shapes(), "bfloat16")
+            square, bf16 = matvec_gbs("float32"), decode_matvec_gbs(decode_shapes(), "bfloat16", repeats=5)
         rows.append(Row(
             AREA, f"ceilings, {threads} thread(s): fp32 matvec on one 2048-wide matrix; bf16 matvec on the model's shapes",
             f"{square:.1f}; {bf16:.1f} GB/s (bf16: {bf16 * 1e9 / decode_weight_bytes(2):.1f} tok/s)", "-", None,
@@ -153,10 +153,11 @@ def decode_runners(engine):
     return streamed, bare
 
 
-def decode_rows(engine, threads_list: list[int], new_tokens: int, repeats: int) -> list[Row]:
+def decode_rows(engine, threads_list: list[int], new_tokens: int, repeats: int, engine_threads: int) -> list[Row]:
     """Engine.stream and bare generate at each thread count, with the read and fp32 matvec ceilings
     measured between them at the same thread count (medians of each), so that drift in the machine's
-    load hits rates and ceilings alike."""
+    load hits rates and ceilings alike. The goals are judged at the thread count the engine uses; the
+    others are shown for comparison."""
     import torch
     from ceilings import MatvecProbe, ReadProbe
     from scale_model import decode_shapes, decode_weight_bytes
@@ -177,15 +178,18 @@ def decode_rows(engine, threads_list: list[int], new_tokens: int, repeats: int) 
         stream, bare_rate = statistics.median(stream_rates), statistics.median(bare_rates)
         read_gbs, matvec_gbs = statistics.median(reads), statistics.median(matvecs)
         of_matvec = stream * weight_bytes / (matvec_gbs * 1e9)
+        judged = threads == engine_threads
         rows += [
             Row(AREA, f"ceilings, {threads} thread(s), between the decode runs: read; fp32 matvec on the model's shapes",
                 f"{read_gbs:.1f}; {matvec_gbs:.1f} GB/s = {read_gbs * 1e9 / weight_bytes:.1f}; "
                 f"{matvec_gbs * 1e9 / weight_bytes:.2f} tok/s", "-", None),
             Row(AREA, f"decode fp32, {threads} thread(s): Engine.stream vs bare generate "
                       f"({new_tokens} tokens, median of {repeats})",
-                f"{stream:.2f} vs {bare_rate:.2f} tok/s = {stream / bare_rate:.2f}x", ">= 0.97x", stream / bare_rate >= 0.97),
+                f"{stream:.2f} vs {bare_rate:.2f} tok/s = {stream / bare_rate:.2f}x",
+                ">= 0.97x" if judged else "-", stream / bare_rate >= 0.97 if judged else None),
             Row(AREA, f"decode fp32, {threads} thread(s): Engine.stream as a share of the fp32 matvec / read ceilings",
-                f"{of_matvec:.0%} / {stream * weight_bytes / (read_gbs * 1e9):.0%}", ">= 90% of matvec", of_matvec >= 0.9),
+                f"{of_matvec:.0%} / {stream * weight_bytes / (read_gbs * 1e9):.0%}",
+                ">= 90% of matvec" if judged else "-", of_matvec >= 0.9 if judged else None),
         ]
     return rows
 
@@ -241,7 +245,10 @@ def ttft_rows(engine, lengths: list[int], area: str = AREA, shape: dict | None =
     kv_measured = 0
     for length in lengths:
         conversation = Conversation()
-        conversation.add("user", "Review this code:\n" + history_text(length - 40))
+        # The next turn (its reply, a question, 8 new tokens) must fit the context too, or the oldest turn is
+        # dropped and nothing is reused: the 8k point is a little under 8192.
+        history = min(length, engine.context_limit - 128)
+        conversation.add("user", "Review this code:\n" + history_text(history - 40))
         engine.reset_cache()
         for _ in engine.stream(conversation, **options):
             pass
@@ -292,13 +299,13 @@ def run() -> list[Row]:
     lengths = env_ints("SCALE_LENGTHS", "1024,2048,4096,8192")
 
     threads_list = thread_counts()
-    rows = load_rows(model_path)
-    rows.extend(ceiling_rows(threads_list))
+    rows = ceiling_rows(threads_list)  # before the loads: their processes leave the machine unsettled
+    rows.extend(load_rows(model_path))
     engine = load_engine(str(model_path), dtype="float32")
     default_threads = torch.get_num_threads()
     rows.append(Row(AREA, "fp32 decode weight bytes per token; torch threads the engine picks here",
                     f"{decode_weight_bytes(4) / 1e9:.2f} GB; {default_threads}", "-", None))
-    rows.extend(decode_rows(engine, threads_list, new_tokens, repeats))
+    rows.extend(decode_rows(engine, threads_list, new_tokens, repeats, default_threads))
     for threads in threads_list:
         torch.set_num_threads(threads)
         rows.append(profile_row(engine))
