@@ -99,7 +99,7 @@ def build_model(shape: dict, device):
     model.lm_head.weight = model.transformer.wte.weight
     # Buffers are left uninitialised too: GPTBigCode's one is a causal mask (unused by sdpa, kept correct).
     mask = model.transformer.bias
-    mask.copy_(torch.tril(torch.ones_like(mask)))
+    mask.copy_(torch.tril(torch.ones(mask.shape, dtype=torch.bool)))
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
