@@ -43,6 +43,32 @@ def weight_bytes(bytes_per_weight: float) -> float:
     return parameter_count() * bytes_per_weight
 
 
+def decode_shapes(shape: dict | None = None) -> list[tuple[int, int]]:
+    """(out, in) of every matrix one decode step multiplies by, in order: per layer the fused q + one k, v
+    projection, the attention output, the MLP up and down; then the lm_head, which is the tied embedding.
+    The position embedding is not here: a step reads one row of it."""
+    shape = shape or SHAPE
+    d = shape["n_embd"]
+    head_dim = d // shape["n_head"]
+    kv_width = 2 * head_dim if shape.get("multi_query", True) else 2 * d
+    layer = [(d + kv_width, d), (d, d), (4 * d, d), (d, 4 * d)]
+    return layer * shape["n_layer"] + [(shape["vocab_size"], d)]
+
+
+def decode_weight_bytes(bytes_per_weight: float, shape: dict | None = None) -> float:
+    """Bytes of weights one decode step streams: every matrix of ``decode_shapes`` once."""
+    return sum(rows * cols for rows, cols in decode_shapes(shape)) * bytes_per_weight
+
+
+def kv_cache_bytes(tokens: int, bytes_per_value: float, shape: dict | None = None) -> float:
+    """What the KV cache of ``tokens`` tokens should take: a key and a value per layer, of one head's
+    width under multi-query attention (of every head's without it)."""
+    shape = shape or SHAPE
+    kv_heads = 1 if shape.get("multi_query", True) else shape["n_head"]
+    head_dim = shape["n_embd"] // shape["n_head"]
+    return 2 * shape["n_layer"] * kv_heads * head_dim * tokens * bytes_per_value
+
+
 def available_memory_bytes() -> int:
     """MemAvailable from /proc/meminfo (what can be allocated without swapping), or 0 when unknown."""
     try:
@@ -77,18 +103,24 @@ def scale_model(progress=print) -> Path:
     return folder
 
 
+def bench_tokenizer():
+    """One token per byte, plus the StarChat special tokens and chat template (see the module's note)."""
+    from starchat_tui.demo.tiny import CHAT_TEMPLATE, train_tokenizer
+
+    tokenizer = train_tokenizer(261)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
 def _build(folder: Path) -> None:
     import torch
     from transformers import GenerationConfig, GPTBigCodeConfig, GPTBigCodeForCausalLM
-
-    from starchat_tui.demo.tiny import CHAT_TEMPLATE, train_tokenizer
 
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     torch.manual_seed(0)
-    tokenizer = train_tokenizer(261)  # one token per byte, plus the StarChat special tokens
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer = bench_tokenizer()
     config = GPTBigCodeConfig(**SHAPE, bos_token_id=0, eos_token_id=0, pad_token_id=0)
     model = GPTBigCodeForCausalLM(config).eval()
     model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=0, pad_token_id=0, use_cache=True)

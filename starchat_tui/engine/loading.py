@@ -166,7 +166,14 @@ def choose_device(requested: str | None) -> str:
 
 def set_cpu_threads(device: str) -> None:
     """On CPU, leave one core to the UI: OpenMP threads spin while they wait, and a busy UI thread
-    beside a full set of them slowed decoding several-fold in our measurements. OMP_NUM_THREADS wins."""
+    beside a full set of them slowed decoding several-fold in our measurements. OMP_NUM_THREADS wins.
+
+    It holds with the engine in its own process and a bandwidth-bound model too (StarCoderBase-1B shape,
+    2 cores): all cores decoded about 6% faster in a quiet bench, but in the real TUI, with other work on
+    the machine, 2 threads gave 1.6, 1.7 and 3.7 tok/s where 1 gave 3.2 to 3.5. Each matrix-vector
+    product lasts a fraction of a millisecond and ends at a barrier, so a thread that loses its core for
+    one time slice stalls them all. Prefill, made of big products, would gain (1k tokens in 13 s on 2
+    threads, 26 s on 1), but the thread count is set once, for both."""
     if device != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return
     import torch
