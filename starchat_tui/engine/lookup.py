@@ -21,9 +21,9 @@ from ..errors import UsageError
 
 OPTION = "prompt_lookup_num_tokens"
 # Tokens drafted per lookup step. Measured with bench/bench_lookup.py on the shared 2-core machine: on the demo
-# model's 25 fix-the-bug tasks, drafts of 3, 10 and 20 accepted 1.49, 1.63 and 1.68 tokens a pass, and 10 was
-# the fastest of the three in both runs (0.98x and 1.28x plain tok/s, load 2.5-2.6: a model that small is bound
-# by Python, not by its weights). On the 1B shape a pass of 11 tokens cost 3.2x-4x a one-token pass (902 vs
+# model's 25 fix-the-bug tasks, drafts of 3, 10 and 20 accepted 1.49, 1.63 and 1.68 tokens a pass; in tok/s
+# against plain, 0.94x/0.98x/1.00x in one run and 1.09x/1.28x/1.20x in another (load 2.5-2.6: a model that
+# small is bound by Python, not by its weights). On the 1B shape a pass of 11 tokens cost 3.2x-4x a one-token pass (902 vs
 # 286 ms), yet on an answer that repeated itself (lookup drafts from the reply too) decoding ran 1.62x-1.70x
 # plain with 10 drafted, 1.38x with 3: a long draft pays where the copying is long.
 DRAFT_TOKENS = 10
