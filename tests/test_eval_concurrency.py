@@ -75,6 +75,16 @@ class ScriptedServer:
                 self.in_flight -= 1
                 self.finished.append(index)
 
+    def replies(self, conversation, n, **options):
+        """A task's samples, for a runner that can ask only one stream at a time: one after the other."""
+        answers = []
+        for _ in range(n):
+            copy = conversation.copy()
+            for _ in self.stream(copy, **options):
+                pass
+            answers.append(copy.messages[-1]["content"])
+        return answers
+
     def cancel(self) -> None:
         self.cancelled.set()
 

@@ -78,6 +78,25 @@ def test_evaluate_with_a_real_model_reports_every_sample(tiny_model):
     assert "pass@1" in report.summary()
 
 
+def test_a_tasks_samples_are_one_batched_generate_on_a_local_model(tiny_model):
+    from starchat_tui.engine import load_engine
+
+    engine = load_engine(tiny_model)
+    batches = []
+    generate = engine.model.generate
+
+    def recorded(*args, **kwargs):  # transformers' own generate, with its batch size noted
+        output = generate(*args, **kwargs)
+        batches.append(output.shape[0])
+        return output
+
+    engine.model.generate = recorded
+    tasks = [DOUBLE, EvalTask("t/inc", "def inc(x):\n", "def check(candidate):\n    assert candidate(1) == 2\n", "inc")]
+    report = evaluate(engine, tasks, samples=3, options={"max_new_tokens": 24}, timeout=5)
+    assert batches == [3, 3]
+    assert [r.n for r in report.results] == [3, 3]
+
+
 def run_cli(starchat_cmd, env, *args, timeout=150):
     return subprocess.run([*starchat_cmd, "eval", *args], capture_output=True, text=True, env=env, timeout=timeout,
                           stdin=subprocess.DEVNULL)

@@ -46,7 +46,8 @@ completion continues the task's prompt (HumanEval's own convention: prompt + com
 or {{"task_id", "answer"}}, a chat reply whose code block is tested. Several rows for a task are several
 samples; pass@k is estimated over all of them.
 --concurrency N: answers generated at once, each in its own conversation, for an engine that can stream
-several (a server); a model loaded here streams one at a time whatever N is. Results stay in task order.
+several (a server); a model loaded here answers one task at a time whatever N is, generating that task's
+--samples as one batch. Results stay in task order.
 --out writes one JSON line per task (task_id, passed, n, correct, samples) or per prompt (scores,
 outcome, the judge's reasons) as results arrive, so an interrupted run keeps what it finished.
 

@@ -60,12 +60,16 @@ class PrefixCache:
         # A StaticCache counts its tokens in a tensor, so that a compiled step reads it without recompiling.
         return int(self._cache.get_seq_length())
 
-    def prepare(self, prompt_ids: list[int]) -> tuple[Any, int]:
+    def prepare(self, prompt_ids: list[int], keep_at_most: int | None = None) -> tuple[Any, int]:
         """The cache to pass to ``generate`` for ``prompt_ids`` and how many of them it already holds.
 
-        At least one prompt token is always left uncached: ``generate`` needs a token to feed.
+        At least one prompt token is always left uncached: ``generate`` needs a token to feed. ``keep_at_most``
+        crops the cache further, so that the tokens from there on are fed again: prompt lookup drafts only from
+        the tokens it is fed (see :mod:`.lookup`).
         """
         keep = min(common_prefix_length(self._ids, prompt_ids), len(prompt_ids) - 1)
+        if keep_at_most is not None:
+            keep = min(keep, keep_at_most)
         if self._cache is None or keep <= 0 or self._held() != len(self._ids):
             self.reset()
             if self._cache is None:

@@ -47,7 +47,7 @@ class Worker:
                 self.engine.reset_cache()
         elif op == "call":
             self.call(request)
-        elif op == "stream":
+        elif op in ("stream", "replies"):
             self.stream(request)
         else:
             self.channel.send("result", id=request.get("id"), error={"type": "RuntimeError",
@@ -92,7 +92,8 @@ class Worker:
             self.channel.send("end", id=request["id"], error={"type": "RuntimeError", "message": problem})
             return
         self.answering.set()
-        threading.Thread(target=self._answer, args=(request,), name="starchat-answer", daemon=True).start()
+        answer = self._answer if request["op"] == "stream" else self._replies
+        threading.Thread(target=answer, args=(request,), name="starchat-answer", daemon=True).start()
 
     def _answer(self, request: dict[str, Any]) -> None:
         from ..chat.conversation import Conversation
@@ -111,6 +112,21 @@ class Worker:
             outcome = {"reply": added[-1] if added else None}
         self.answering.clear()
         send("end", id=ident, stats=self.engine.stats.as_dict(), warnings=self.engine.warnings, **outcome)
+
+
+    def _replies(self, request: dict[str, Any]) -> None:
+        from ..chat.conversation import Conversation
+
+        conversation = Conversation.from_messages(request["messages"])
+        try:
+            outcome: dict[str, Any] = {"replies": self.engine.replies(conversation, request["n"],
+                                                                      **request.get("options", {}))}
+        except BaseException as error:
+            log_unexpected(error)
+            outcome = {"error": error_to_wire(error)}
+        self.answering.clear()
+        self.channel.send("end", id=request["id"], stats=self.engine.stats.as_dict(), warnings=self.engine.warnings,
+                          **outcome)
 
 
 def log_unexpected(error: BaseException) -> None:

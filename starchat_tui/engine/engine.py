@@ -5,13 +5,13 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..chat.conversation import Conversation
 from ..chat.template import END_TOKEN, SYSTEM_TOKEN, USER_TOKEN
 from ..errors import UsageError
-from .cache import PrefixCache
+from .cache import PrefixCache, common_prefix_length
 from .generation import resolve_generation_options
 from .loading import (
     Progress,
@@ -113,6 +113,8 @@ class Engine:
     def _stream(self, conversation: Conversation, overrides: dict[str, Any]) -> Iterator[str]:
         import torch
 
+        from .lookup import OPTION as LOOKUP_OPTION
+        from .lookup import lookup_tokens
         from .streaming import CancelCriterion, ChunkStreamer
 
         options = resolve_generation_options(overrides)
@@ -129,26 +131,38 @@ class Engine:
             )
         prompt_ids = self.renderer.encode(self.renderer.render_prompt(fitted.messages))
         max_new_tokens = min(max_new_tokens, self.context_limit - len(prompt_ids))
-        cache, cached = self._cache.prepare(prompt_ids)
+        draft = lookup_tokens(fitted.messages, options)
+        if self.compiled:
+            # Prompt lookup feeds drafts of varying length and crops the cache at each step: the compiled step
+            # and its static cache take neither.
+            draft = 0
+        if draft:
+            options[LOOKUP_OPTION] = draft
+            # Lookup drafts only from the tokens it is fed, so the question (where the code to copy is) is fed
+            # again even when the cache holds it, as it does when a reply is regenerated.
+            cache, cached = self._cache.prepare(prompt_ids, keep_at_most=self._question_start(fitted.messages, prompt_ids))
+        else:
+            cache, cached = self._cache.prepare(prompt_ids)
 
         streamer = ChunkStreamer(self.tokenizer, self._stop_ids)
         if self._stop_strings:
             options.update(stop_strings=self._stop_strings, tokenizer=self.tokenizer)
         device = self.model.device
-        inputs = torch.tensor([prompt_ids], device=device)
+        # With a reused cache, transformers 5's prompt lookup feeds the whole of input_ids through the model in
+        # its first step, cached tokens included, so the cache ends up holding them twice. Given only the
+        # uncached tokens, and an attention mask over the whole prompt, it feeds what plain decoding feeds.
+        fed = prompt_ids[cached:] if draft else prompt_ids
+        inputs = torch.tensor([fed], device=device)
+        mask = torch.ones((1, len(prompt_ids)), dtype=torch.long, device=device)
         outcome: dict[str, Any] = {}
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0]
-        if self.compiled:
-            # Prompt lookup feeds drafts of varying length and crops the cache at each step: the compiled step
-            # and its static cache take neither.
-            options.pop("prompt_lookup_num_tokens", None)
 
         def work() -> None:
             try:
                 with torch.inference_mode():
                     output = self.model.generate(
                         input_ids=inputs,
-                        attention_mask=torch.ones_like(inputs),
+                        attention_mask=mask,
                         past_key_values=cache,
                         streamer=streamer,
                         stopping_criteria=[CancelCriterion(self._cancel)],
@@ -157,7 +171,7 @@ class Engine:
                         pad_token_id=pad_id,
                         **options,
                     )
-                outcome["ids"] = output[0].tolist()
+                outcome["ids"] = prompt_ids[: len(prompt_ids) - len(fed)] + output[0].tolist()
             except BaseException as error:  # the consumer re-raises it; nothing may hang
                 streamer.fail(error)
             finally:
@@ -191,11 +205,111 @@ class Engine:
                 new_tokens = len(outcome["ids"]) - len(prompt_ids)
                 self._record_stats(started, streamer, len(prompt_ids), cached, new_tokens, fitted.dropped_turns)
 
+    def replies(self, conversation: Conversation, n: int, **generation_options: Any) -> list[str]:
+        """``n`` replies to ``conversation`` from one batched ``generate``; the conversation is left as it is.
+
+        For the samples of an evaluation task: n sequential streams would pass over the weights n times per
+        token. Greedy settings give n copies of one reply. The conversation's KV cache is neither used nor
+        changed. ``cancel()`` stops all n after the current step; Ctrl-C (KeyboardInterrupt) does too, and
+        is raised again.
+        """
+        if n < 1:
+            raise UsageError(f"the number of replies must be at least 1, not {n}")
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("this engine is already generating; cancel() it or wait for the reply")
+        try:
+            return self._replies(conversation, n, generation_options)
+        finally:
+            self._busy.release()
+
+    def _replies(self, conversation: Conversation, n: int, overrides: dict[str, Any]) -> list[str]:
+        import torch
+
+        from .lookup import OPTION as LOOKUP_OPTION
+        from .streaming import CancelCriterion
+
+        options = resolve_generation_options(overrides)
+        options.pop(LOOKUP_OPTION, None)  # transformers drafts for one sequence at a time only
+        max_new_tokens = options.pop("max_new_tokens")
+        self._cancel.clear()
+        self.warnings = []
+        started = time.perf_counter()
+        fitted = self.renderer.fit(conversation.for_model(), max_new_tokens)
+        prompt_ids = self.renderer.encode(self.renderer.render_prompt(fitted.messages))
+        max_new_tokens = min(max_new_tokens, self.context_limit - len(prompt_ids))
+        sampled = bool(options.get("do_sample"))
+        if self._stop_strings:
+            options.update(stop_strings=self._stop_strings, tokenizer=self.tokenizer)
+        inputs = torch.tensor([prompt_ids], device=self.model.device)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    outcome["ids"] = self.model.generate(
+                        input_ids=inputs,
+                        attention_mask=torch.ones_like(inputs),
+                        stopping_criteria=[CancelCriterion(self._cancel)],
+                        max_new_tokens=max_new_tokens,
+                        eos_token_id=self._stop_ids,
+                        # Finished sequences are padded with a stop token, so each reply ends at its first one.
+                        pad_token_id=self._stop_ids[0],
+                        num_return_sequences=n if sampled else 1,
+                        **options,
+                    )[:, len(prompt_ids):].tolist()
+            except BaseException as error:  # raised again in the caller
+                outcome["error"] = error
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="starchat-generate", daemon=True)
+        _RUNNING[worker] = self._cancel
+        worker.start()
+        try:
+            # Waiting on an event with a timeout, not on join(), lets Ctrl-C through between waits.
+            while not done.wait(0.1):
+                pass
+        except BaseException:
+            self._cancel.set()
+            raise
+        finally:
+            worker.join()  # at once when done; else within a step, as the cancel is set
+            _RUNNING.pop(worker, None)
+        if "error" in outcome:
+            raise outcome["error"]
+        texts = [self._reply_text(ids) for ids in outcome["ids"]]
+        new_tokens = sum(len(self._until_stop(ids)) for ids in outcome["ids"])
+        self.stats = GenerationStats(len(prompt_ids), 0, new_tokens, 0.0,
+                                     new_tokens / max(time.perf_counter() - started, 1e-9), fitted.dropped_turns)
+        return texts if sampled else texts * n
+
+    def _until_stop(self, ids: list[int]) -> list[int]:
+        """A reply's ids up to and with its first stop token."""
+        stops = set(self._stop_ids)
+        end = next((index for index, token in enumerate(ids) if token in stops), None)
+        return ids if end is None else ids[: end + 1]
+
+    def _reply_text(self, ids: list[int]) -> str:
+        """The text a stream of these ids would have given: stop tokens left out, other special tokens kept."""
+        kept = [token for token in self._until_stop(ids) if token not in set(self._stop_ids)]
+        text = str(self.tokenizer.decode(kept, skip_special_tokens=False))
+        return text.split(END_TOKEN)[0] if self._stop_strings else text
+
+    def _question_start(self, messages: Sequence[Mapping[str, Any]], prompt_ids: list[int]) -> int:
+        """How many of ``prompt_ids`` come before the last message (the question)."""
+        if len(messages) < 2:
+            return 0
+        before = self.renderer.encode(self.renderer.render_prompt(messages[:-1], add_generation_prompt=False))
+        return common_prefix_length(before, prompt_ids)
+
     def _record_stats(self, started: float, streamer: Any, prompt: int, cached: int, new: int, dropped: int) -> None:
         first, last = streamer.first_token_at, streamer.last_token_at
         ttft = (first - started) if first else 0.0
-        if first and last and new > 1 and last > first:
-            rate = (new - 1) / (last - first)
+        # The tokens of the first hand-over (one, or a whole accepted lookup draft) came with the prefill:
+        # the decode rate counts only those that came after it, over the time after it.
+        if first and last and new > streamer.first_tokens and last > first:
+            rate = (new - streamer.first_tokens) / (last - first)
         else:
             rate = new / max(time.perf_counter() - started, 1e-9)
         self.stats = GenerationStats(prompt, cached, new, ttft, rate, dropped)

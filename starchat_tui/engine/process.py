@@ -264,6 +264,40 @@ class EngineProcess:
             self._forget(ident)
             self._busy.release()
 
+    def replies(self, conversation: Conversation, n: int, **generation_options: Any) -> list[str]:
+        """``n`` replies to ``conversation`` from one batched generate in the engine process (see ChatEngine)."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("this engine is already generating; cancel() it or wait for the reply")
+        ident, pending = self._open()
+        try:
+            messages = [{"role": m["role"], "content": m["content"]} for m in conversation.for_model()]
+            self._send("replies", id=ident, messages=messages, n=n, options=generation_options)
+            message = self._wait_end(pending)
+        except BaseException:
+            # Ctrl-C: stop the batch, and let it end before the engine takes another request.
+            self.cancel()
+            self._wait_end(pending, within=CANCEL_GRACE_S)
+            raise
+        finally:
+            self._forget(ident)
+            self._busy.release()
+        if message is None:  # only a wait with a time limit comes back empty
+            raise self._gone()
+        self._end(Conversation(), message)
+        return list(message["replies"])
+
+    def _wait_end(self, pending: _Pending, within: float | None = None) -> dict[str, Any] | None:
+        """The request's end message, waited for in short steps so that Ctrl-C gets through; None past ``within``."""
+        deadline = None if within is None else time.monotonic() + within
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                message = pending.messages.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if message["op"] != "chunk":
+                return message
+        return None
+
     def _end(self, conversation: Conversation, message: dict[str, Any]) -> None:
         if message["op"] == "gone":
             raise self._gone()

@@ -61,6 +61,15 @@ class ChatEngine(Protocol):
         """
         ...
 
+    def replies(self, conversation: Conversation, n: int, **generation_options: Any) -> list[str]:
+        """``n`` replies to ``conversation``, generated together; ``conversation`` is left as it is.
+
+        For an evaluation's samples of one task: a local model decodes them as one batch, a server as
+        concurrent requests. Greedy settings give n equal replies. ``cancel()`` stops them; a KeyboardInterrupt
+        while waiting stops them too and is raised again.
+        """
+        ...
+
     def cancel(self) -> None:
         """Stop the reply being generated, from any thread."""
         ...

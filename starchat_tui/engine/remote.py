@@ -28,6 +28,7 @@ from ..chat.conversation import Conversation
 from ..chat.template import END_TOKEN, SYSTEM_TOKEN, USER_TOKEN
 from ..errors import ModelLoadError, StarchatError, UsageError
 from .endpoints import RemoteTarget
+from .lookup import OPTION as LOOKUP_OPTION
 from .protocol import GenerationStats
 from .render import CONTEXT_KEYS, PromptRenderer
 
@@ -238,6 +239,41 @@ class RemoteEngine:
             with self._lock:
                 self._cancels.discard(cancel)
 
+    def replies(self, conversation: Conversation, n: int, **generation_options: Any) -> list[str]:
+        """``n`` replies as concurrent requests (up to ``concurrent_streams``), for the server to batch; greedy
+        settings send one request. ``conversation`` is left as it is (see ChatEngine)."""
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        if n < 1:
+            raise UsageError(f"the number of replies must be at least 1, not {n}")
+        greedy = request_fields(generation_options).get("temperature") == 0
+
+        def one() -> str:
+            copy = conversation.copy()
+            for _ in self.stream(copy, **generation_options):
+                pass
+            return str(copy.messages[-1]["content"])
+
+        asked = 1 if greedy else n
+        pool = ThreadPoolExecutor(max_workers=min(asked, self.concurrent_streams), thread_name_prefix="starchat-replies")
+        futures = [pool.submit(one) for _ in range(asked)]
+        try:
+            # Short waits, not one long one, so that Ctrl-C gets through.
+            while True:
+                done, waiting = wait(futures, timeout=0.1, return_when=FIRST_EXCEPTION)
+                failed = next((future for future in done if future.exception() is not None), None)
+                if failed is not None:
+                    failed.result()  # raises what the request raised
+                if not waiting:
+                    break
+            texts = [future.result() for future in futures]
+        except BaseException:
+            self.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return texts * n if greedy else texts
+
     def _stream(self, conversation: Conversation, request: dict[str, Any], cancel: threading.Event,
                 dropped: int) -> Iterator[str]:
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -352,6 +388,8 @@ def request_fields(options: Mapping[str, Any]) -> dict[str, Any]:
     """Our generation settings as request fields; a setting no server takes is a one-line error."""
     fields: dict[str, Any] = {}
     for key, value in options.items():
+        if key == LOOKUP_OPTION:  # how a local model decodes; a server decides that for itself
+            continue
         if key == "do_sample":
             if not value:
                 fields["temperature"] = 0  # greedy

@@ -51,6 +51,7 @@ class ChunkStreamer(TextIteratorStreamer):
         self._pending = ""  # text decoded but not yet handed to the consumer
         self._handed_at = 0.0
         self.first_token_at: float | None = None
+        self.first_tokens = 0  # how many came in the first hand-over: several when a lookup draft was accepted
         self.last_token_at: float | None = None
 
     def put(self, value: torch.Tensor) -> None:
@@ -58,10 +59,10 @@ class ChunkStreamer(TextIteratorStreamer):
             self.next_tokens_are_prompt = False
             return
         now = time.perf_counter()
-        if self.first_token_at is None:
-            self.first_token_at = now
-        self.last_token_at = now
         ids = value.reshape(-1)
+        if self.first_token_at is None:
+            self.first_token_at, self.first_tokens = now, ids.numel()
+        self.last_token_at = now
         self.token_cache.extend(ids[~torch.isin(ids, self._stop_ids.to(ids.device))].tolist())
         self._emit_stable_text()
 

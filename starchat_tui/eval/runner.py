@@ -6,8 +6,10 @@
     report.pass_at  # {1: 0.74}
 
 Generation runs on the engine while the sandbox checks the previous answers on worker threads, so the
-two overlap. An engine that streams several replies at once (a server) gets up to ``concurrency`` questions
-at a time, from worker threads; the results still arrive in task order. Model output only ever runs in
+two overlap. A task's samples are asked for together (``engine.replies``): a local model decodes them as one
+batch, which reads its weights once per token for all of them. An engine that streams several replies at once
+(a server) gets up to ``concurrency`` questions at a time, from worker threads; the results still arrive in
+task order. Model output only ever runs in
 the sandbox; where the machine has no safe sandbox the evaluation stops before it generates anything,
 unless the caller allows running without one.
 """
@@ -198,6 +200,13 @@ def answer(engine: Any, task: EvalTask, options: dict[str, Any], system: str | N
     return reply["content"], bool(reply.get("interrupted"))
 
 
+def answers(engine: Any, task: EvalTask, samples: int, options: dict[str, Any], system: str | None = None) -> list[str]:
+    """``samples`` replies to the task as a fresh one-turn conversation, generated together."""
+    conversation = Conversation(system=system)
+    conversation.add("user", task.user_message())
+    return list(engine.replies(conversation, samples, **options))
+
+
 def generation_options(samples: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Greedy for one sample, sampling for several; ``overrides`` (-o KEY=VALUE) win."""
     options: dict[str, Any] = dict(GREEDY_OPTIONS if samples == 1 else SAMPLING_OPTIONS)
@@ -305,10 +314,8 @@ def evaluate(
     def generate() -> None:
         if streams == 1:
             for task in tasks:
-                futures: list[Future | None] = []
-                for _ in range(samples):
-                    completion, cut = answer(engine, task, options, system)
-                    futures.append(checker.submit(task, completion, cut))
+                futures: list[Future | None] = [checker.submit(task, completion)
+                                                for completion in answers(engine, task, samples, options, system)]
                 order.add(task, futures)
                 order.collect(block=False)
         else:
