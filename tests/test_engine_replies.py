@@ -16,6 +16,7 @@ import time
 import pytest
 import torch
 from servers import RealServer
+from stream_counting import StreamCounter
 
 from starchat_tui import Conversation, load_engine
 from starchat_tui.engine.endpoints import remote_target
@@ -145,29 +146,14 @@ def server(tmp_path_factory):
 def test_a_server_gets_concurrent_requests_and_greedy_settings_one(server, tiny_model):
     engine = connect(remote_target(f"{server.url}#{tiny_model}"))
     try:
-        open_now = peak = asked = 0
-        lock = threading.Lock()
-        real_stream = engine.stream
-
-        def counted(conversation, **options):
-            nonlocal open_now, peak, asked
-            with lock:
-                open_now, asked = open_now + 1, asked + 1
-                peak = max(peak, open_now)
-            try:
-                yield from real_stream(conversation, **options)
-            finally:
-                with lock:
-                    open_now -= 1
-
-        engine.stream = counted  # type: ignore[method-assign]
+        streams = StreamCounter(engine)
         conversation = asking()
         replies = engine.replies(conversation, 3, temperature=1.0, max_new_tokens=40)
         assert len(replies) == 3 and all(isinstance(reply, str) for reply in replies)
-        assert asked == 3 and peak > 1, "the samples should be asked for at once"
+        assert streams.asked == 3 and streams.peak > 1, "the samples should be asked for at once"
         assert conversation.messages == [{"role": "user", "content": QUESTION}]
-        asked = 0
+        streams.asked = 0
         greedy = engine.replies(asking(), 3, **GREEDY, max_new_tokens=40)
-        assert asked == 1 and len(greedy) == 3 and len(set(greedy)) == 1
+        assert streams.asked == 1 and len(greedy) == 3 and len(set(greedy)) == 1
     finally:
         engine.close()

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 from servers import FakeServer, RealServer, free_port, one_model, send_events, send_json, text_frame
+from stream_counting import StreamCounter
 from terminal import cli
 
 from starchat_tui.chat.conversation import Conversation
@@ -307,24 +308,9 @@ def test_eval_keeps_requests_in_flight_on_the_server_and_writes_results_in_task_
     from starchat_tui.eval.tasks import load_tasks
 
     engine = connect(remote_target(f"{server.url}#{tiny_model}"))
-    open_now = peak = 0
-    lock = __import__("threading").Lock()
-    real_stream = engine.stream
-
-    def counted(conversation, **options):
-        nonlocal open_now, peak
-        with lock:
-            open_now += 1
-            peak = max(peak, open_now)
-        try:
-            yield from real_stream(conversation, **options)
-        finally:
-            with lock:
-                open_now -= 1
-
-    engine.stream = counted  # type: ignore[method-assign]
+    streams = StreamCounter(engine)
     report = evaluate(engine, load_tasks(str(tasks)), samples=3, concurrency=4, allow_unsafe=True)
-    assert peak > 1, "answers were generated one at a time"
+    assert streams.peak > 1, "answers were generated one at a time"
     assert [result.task_id for result in report.results] == [row["task_id"] for row in rows]
     assert all(result.n == 3 for result in report.results)
     engine.close()
