@@ -49,7 +49,7 @@ def test_int8_on_cpu_refuses_a_float32_dtype(tiny_model):
 
 
 def test_compile_must_be_a_switch(tiny_model):
-    with pytest.raises(UsageError, match="compile = 'yes': use true or false"):
+    with pytest.raises(UsageError, match=r"compile = 'yes' \(the compile config key or STARCHAT_TUI_COMPILE\): use true or false"):
         load_engine(tiny_model, compile="yes")
 
 

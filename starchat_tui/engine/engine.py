@@ -12,7 +12,7 @@ from ..chat.conversation import Conversation
 from ..chat.template import END_TOKEN, SYSTEM_TOKEN, USER_TOKEN
 from ..errors import UsageError
 from .cache import PrefixCache, common_prefix_length
-from .generation import resolve_generation_options
+from .generation import cache_argument, resolve_generation_options
 from .loading import (
     Progress,
     choose_device,
@@ -163,7 +163,7 @@ class Engine:
                     output = self.model.generate(
                         input_ids=inputs,
                         attention_mask=mask,
-                        past_key_values=cache,
+                        **{cache_argument(): cache},
                         streamer=streamer,
                         stopping_criteria=[CancelCriterion(self._cancel)],
                         max_new_tokens=max_new_tokens,
@@ -333,7 +333,7 @@ def load_engine(
     ``compile`` keeps a static KV cache and runs the decode steps through torch.compile.
     """
     if compile not in (True, False):  # 1 and 0 pass: STARCHAT_TUI_COMPILE=1 reads as the number
-        raise UsageError(f"compile = {compile!r}: use true or false")
+        raise UsageError(f"compile = {compile!r} (the compile config key or STARCHAT_TUI_COMPILE): use true or false")
     compile = bool(compile)
     report = progress or (lambda step: None)
     started = time.perf_counter()

@@ -13,7 +13,19 @@ from ..errors import UsageError
 DEFAULTS: dict[str, Any] = {"temperature": 0.2, "top_k": 50, "top_p": 0.95, "max_new_tokens": 1024}
 
 # Passed to generate() by the engine itself; a user setting them would break streaming or the cache.
-RESERVED = {"streamer", "past_key_values", "stopping_criteria", "input_ids", "attention_mask", "use_cache"}
+RESERVED = {"streamer", "past_key_values", "cache", "stopping_criteria", "input_ids", "attention_mask", "use_cache"}
+
+
+@lru_cache(maxsize=1)
+def cache_argument() -> str:
+    """The name under which ``generate`` takes a KV cache to continue from.
+
+    transformers 5.25 renamed ``past_key_values`` to ``cache``: the old name prints a FutureWarning on every
+    reply (on stderr, where print mode keeps its own messages) and goes in 6.0. Earlier 5.x know only the old one.
+    """
+    from transformers.generation import utils
+
+    return "cache" if "cache" in getattr(utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
 
 
 @lru_cache(maxsize=1)
