@@ -31,7 +31,7 @@ def test_int8_loads_int8_weights_and_answers_turn_after_turn(tiny_model):
     engine = load_engine(tiny_model, quantize="int8")
     block = engine.model.transformer.h[0]
     assert block.attn.c_attn.weight_qtype == qint8 and block.mlp.c_fc.weight_qtype == qint8
-    assert engine.dtype == "bfloat16", "int8 runs what it leaves unquantised, and the activations, in bf16"
+    assert engine.dtype == "int8+bfloat16", "int8 runs what it leaves unquantised, and the activations, in bf16"
 
     _, replies = converse(engine, QUESTIONS[:2])
     assert all(reply for reply, _ in replies)

@@ -50,13 +50,16 @@ class Engine:
     """A model, its tokenizer and the KV cache of the conversation it last answered."""
 
     def __init__(self, model: Any, tokenizer: Any, *, model_name: str, context_limit: int | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, quantize: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.renderer = PromptRenderer(tokenizer, context_limit or context_limit_of(model.config, tokenizer))
         self.device = str(model.device)
         self.dtype = str(model.dtype).removeprefix("torch.")
+        if quantize:
+            # model.dtype is what the unquantised parts run in; the status line should say the weights are int8.
+            self.dtype = f"{quantize}+{self.dtype}"
         self.stats = GenerationStats()
         self.warnings: list[str] = []
         self.concurrent_streams = 1  # one KV cache, one reply at a time
@@ -354,6 +357,7 @@ def load_engine(
     if compile and quantizer is not None and not quantizer.is_compileable:
         # generate would quietly decode uncompiled: say so instead.
         raise UsageError(f"--compile does not work with --quantize {quantize} (transformers cannot compile it); drop one of them")
-    engine = Engine(loaded, tokenizer, model_name=shown, context_limit=context_limit_of(config, tokenizer), compile=compile)
+    engine = Engine(loaded, tokenizer, model_name=shown, context_limit=context_limit_of(config, tokenizer), compile=compile,
+                    quantize=quantize)
     report(f"{shown}: ready in {time.perf_counter() - started:.1f} s ({engine.device}, {engine.dtype})")
     return engine
