@@ -161,7 +161,9 @@ class _Layout:
             if mpl_dir.is_dir() and _usage(mpl_dir) > MPL_CACHE_MAX:
                 shutil.rmtree(mpl_dir, ignore_errors=True)  # only a cache, and every snippet may write to it
             if not mpl_dir.is_dir():
-                mpl_dir.mkdir()
+                # Snippets run side by side (eval checks a task's samples at once): another one may make it
+                # between the check and here.
+                mpl_dir.mkdir(exist_ok=True)
                 workdirs.give(mpl_dir, uid, gid)
         except BaseException:
             workdirs.finish(run_dir, fresh=True, images=[])
