@@ -46,7 +46,7 @@ def load_figures(model_path: Path, dtype: str) -> dict:
     The memory is read after a forward pass: safetensors weights are mapped, not read, at load time, so
     the resident size right after loading counts only the pages touched so far."""
     code = (
-        "import json, resource, sys, time\n"
+        "import json, sys, time\n"
         "from starchat_tui import Conversation, load_engine\n"
         "started = time.perf_counter()\n"
         f"engine = load_engine({str(model_path)!r}, dtype={dtype!r})\n"
@@ -55,7 +55,9 @@ def load_figures(model_path: Path, dtype: str) -> dict:
         "conversation.add('user', 'hello')\n"
         "for _ in engine.stream(conversation, temperature=0, max_new_tokens=2, min_new_tokens=2): pass\n"
         "rss = [int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmRSS:')][0]\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "from scale_model import peak_rss_bytes\n"
+        "peak = peak_rss_bytes()\n"
         "print(json.dumps({'load_s': load_s, 'rss': rss, 'peak_rss': peak}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

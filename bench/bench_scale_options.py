@@ -65,9 +65,8 @@ def demo_questions(count: int) -> list[str]:
 
 def measure(spec: dict) -> dict:
     """Load one variant, answer the agreement prompts, then time a fixed-length greedy reply."""
-    import resource
-
     import torch
+    from scale_model import peak_rss_bytes
 
     from starchat_tui import Conversation
     from starchat_tui.engine import load_engine
@@ -103,7 +102,7 @@ def measure(spec: dict) -> dict:
         "first_s": first_s,
         "tok_s": statistics.median(rates),
         "ids": [engine.tokenizer.encode(reply, add_special_tokens=False) for reply in replies],
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+        "peak_rss_gb": peak_rss_bytes() / 1e9,
         "threads": torch.get_num_threads(),
     }
 

@@ -69,6 +69,16 @@ def kv_cache_bytes(tokens: int, bytes_per_value: float, shape: dict | None = Non
     return 2 * shape["n_layer"] * kv_heads * head_dim * tokens * bytes_per_value
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since it started.
+
+    Not getrusage's ru_maxrss: Linux carries that across exec, so a bench child forked from a parent that
+    already held a model reports the parent's peak. VmHWM belongs to the new program's own memory map.
+    """
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
 def available_memory_bytes() -> int:
     """MemAvailable from /proc/meminfo (what can be allocated without swapping), or 0 when unknown."""
     try:
