@@ -41,6 +41,14 @@ def random_model(models_dir) -> str:
     return str(build_tiny_model(models_dir / "random", train_steps=0, seed=1))
 
 
+@pytest.fixture(scope="module")
+def rambler(random_model):
+    """The untrained model loaded: it never ends its turn, so its answers run to max_new_tokens."""
+    from starchat_tui.engine import load_engine
+
+    return load_engine(random_model, device="cpu")
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own config, data and cache folders, and the Hub is off limits."""

@@ -19,11 +19,6 @@ def engine(tiny_model):
     return load_engine(tiny_model)
 
 
-@pytest.fixture(scope="module")
-def rambler(random_model):
-    return load_engine(random_model)
-
-
 def ask(engine, conversation, **options):
     chunks = list(engine.stream(conversation, **{**GREEDY, **options}))
     return chunks, conversation.messages[-1]

@@ -47,11 +47,6 @@ def local(tiny_model):
 
 
 @pytest.fixture(scope="module")
-def rambler(random_model):
-    return load_engine(random_model)
-
-
-@pytest.fixture(scope="module")
 def child(tiny_model, tmp_path_factory):
     engine = EngineProcess([sys.executable, "-m", "starchat_tui.engine.child"],
                            tmp_path_factory.mktemp("logs") / "engine.log",

@@ -25,14 +25,6 @@ def engine(tiny_model):
     return load_engine(tiny_model, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def rambler(random_model):
-    """An untrained model: it never ends its turn, so its answers run to max_new_tokens."""
-    from starchat_tui.engine import load_engine
-
-    return load_engine(random_model, device="cpu")
-
-
 class FailsAfter:
     """A real engine whose generation breaks after ``chunks`` pieces: a failure a healthy model cannot be made
     to produce on demand."""
