@@ -214,7 +214,7 @@ async def test_a_key_stops_an_answer_in_the_engine_process_which_stays_marked_in
 
 async def test_a_message_typed_while_answering_is_queued_then_sent_or_given_back_by_esc(random_model, rambling_engine):
     generation = {"temperature": 0, "min_new_tokens": 150, "max_new_tokens": 150}
-    slower = Paced(rambling_engine._engine, delay=0.02)  # 3 s an answer: time to type ahead, on any machine
+    slower = Paced(rambling_engine._engine, delay=0.05)  # 7.5 s an answer: time to type ahead, even on a loaded CI machine
     async with running_app(random_model, slower, generation=generation) as pilot:
         app = pilot.app
         screen = app.chat_screen
