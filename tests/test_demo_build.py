@@ -63,6 +63,11 @@ def test_the_result_is_a_standard_chat_model_folder(twin_builds):
                for t in ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"))
     text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert text == "<|system|>\n<|end|>\n<|user|>\nhi<|end|>\n<|assistant|>"
+    # a name's pieces keep their underscore, so each piece of a name to copy follows a different token
+    words = [word for word, _ in tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str("def largest_even_value(n):")]
+    assert words == ["def", "Ġlargest", "_even", "_value", "(", "n", "):"]
+    for typed in ("héllo wörld __init__ x  = 1\n\tdone", "largest_even_value(nums)"):
+        assert tokenizer.decode(tokenizer(typed)["input_ids"]) == typed
     rows = [json.loads(line) for line in (folder / "data/train.jsonl").read_text().splitlines()]
     assert len(rows) == REDUCED.dialogues == result.dialogues
     assert not (folder / ".init").exists()  # the starting weights are not left behind
@@ -82,9 +87,11 @@ def test_the_model_card_says_what_it_is(twin_builds):
     card = (folder / "README.md").read_text()
     assert "tiny model for trying starchat-tui, not a real assistant" in card
     assert f"{result.parameters:,} parameters" in card
-    assert "templated coding dialogues" in card
-    assert "pass@1 on 6 held-out tasks: **not measured**" in card
-    assert "data/heldout.jsonl" in card and "starchat-tui eval" in card
+    assert "generated coding dialogues" in card
+    assert "| 6 templated tasks (write, complete a docstring, fix a bug) | pass@1 | **not measured** |" in card
+    assert "| 6 requests in everyday words | pass@1 | **not measured** |" in card
+    assert "data/heldout.jsonl" in card and "data/natural.jsonl" in card and "starchat-tui eval" in card
+    assert "HumanEval" in card  # stated once, as measured by hand: the build cannot fetch its data
 
 
 def test_demo_model_path_builds_once_measures_and_finds_it_after(isolated_home, starchat_cmd, cli_env, capfd):
@@ -96,12 +103,18 @@ def test_demo_model_path_builds_once_measures_and_finds_it_after(isolated_home, 
     assert capfd.readouterr().out == ""
     assert folder == demo_folder() and (folder / "config.json").exists()
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".build-")]  # staging renamed away
-    assert any(line.startswith("[5/5] measuring pass@1 on 6 held-out tasks") for line in lines)
-    assert any("pass@1 on its 6 held-out tasks:" in line for line in lines)  # printed at the end of the build
+    assert any(line.startswith("[5/5] measuring pass@1 on 6 templated and 6 natural held-out tasks") for line in lines)
+    assert any(line.startswith("out-of-scope requests: ") and "/3 declined" in line for line in lines)
+    # printed at the end of the build
+    assert any("pass@1 on 6 held-out templated tasks" in line and "on 6 held-out requests in everyday words" in line
+               for line in lines)
     info = demo_info(folder)
-    assert 0.0 <= info["heldout_pass_at_1"] <= 1.0
+    for key in ("heldout_pass_at_1", "natural_pass_at_1", "natural_syntax_errors", "natural_declined",
+                "out_of_scope_declined"):
+        assert 0.0 <= info[key] <= 1.0, key
     card = (folder / "README.md").read_text()
-    assert f"pass@1 on 6 held-out tasks: **{100 * info['heldout_pass_at_1']:.1f}%**" in card
+    assert f"| pass@1 | **{100 * info['heldout_pass_at_1']:.1f}%** |" in card
+    assert f"| pass@1 | **{100 * info['natural_pass_at_1']:.1f}%** |" in card
     assert ".build-" not in card and str(folder) in card
 
     again: list[str] = []

@@ -20,12 +20,12 @@ from typing import Any
 from ..config import DEMO_MODEL, cache_dir
 
 DEMO_NOTE = (
-    "the demo model is tiny and was trained in minutes on templated dialogues: it writes, fixes and explains "
-    "small Python functions like those it was trained on, and little else. For real answers use "
+    "the demo model is tiny and was trained in minutes on generated dialogues: it writes, fixes and explains "
+    "small Python functions on numbers, lists and strings, and declines the rest. For real answers use "
     "-m HuggingFaceH4/starchat-beta (or any chat model)"
 )
 # Bumped whenever the build changes, so an old cached build is not used by a newer starchat-tui.
-DEMO_VERSION = "demo-v2"
+DEMO_VERSION = "demo-v3"
 
 
 def demo_folder() -> Path:
@@ -43,10 +43,13 @@ def demo_info(folder: Path | None = None) -> dict[str, Any]:
 
 
 def describe_score(info: dict[str, Any]) -> str:
-    score = info.get("heldout_pass_at_1")
+    score, natural = info.get("heldout_pass_at_1"), info.get("natural_pass_at_1")
     if score is None:
-        return f"pass@1 on its held-out split: {info.get('eval_note', 'not measured')}"
-    return f"pass@1 on its {info.get('heldout_tasks', '?')} held-out tasks: {100 * score:.1f}% (goal: 70%)"
+        return f"pass@1 on its held-out tasks: {info.get('eval_note', 'not measured')}"
+    text = f"pass@1 on {info.get('heldout_tasks', '?')} held-out templated tasks {100 * score:.0f}%"
+    if natural is not None:
+        text += f", on {info.get('natural_tasks', '?')} held-out requests in everyday words {100 * natural:.0f}%"
+    return text
 
 
 @contextlib.contextmanager

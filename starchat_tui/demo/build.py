@@ -2,13 +2,15 @@
 
     from starchat_tui.demo.build import BuildConfig, build_demo_model
     result = build_demo_model("out/demo", BuildConfig(), progress=print)
-    result.pass_at_1   # on the held-out split, measured in the sandbox
+    result.pass_at_1                  # on the templated held-out tasks, measured in the sandbox
+    result.scores.natural_pass_at_1   # on the held-out requests in everyday words
 
-Every step reports progress. Everything is seeded: the corpus, the held-out split, the tokenizer, the
-initial weights, the data order and the training. Training runs on one CPU thread by default: a
-model this small gains little from a second one, threads that spin against a busy machine cost
-several times over, and a fixed thread count keeps the arithmetic, and so the weights, the same on
-every run.
+Every step reports progress. Everything is seeded: the corpus, the held-out sets, the tokenizer, the
+initial weights, the data order and the training. Training runs on two CPU threads (one where the
+process may use only one core): two trained 1.35x faster than one here (12k against 8.9k tokens a
+second), which buys the epochs that requests in everyday words need, and a fixed thread count keeps
+the arithmetic, and so the weights, the same on every run. More threads than that lose: two builds
+of two threads each on 2 cores ran at 1.7k tokens a second each.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from ..chat.template import render
 from .card import write_card
+from .families import FAMILIES
 
 Progress = Callable[[str], None]
 DATA_FOLDER = "data"
@@ -35,33 +38,53 @@ METADATA_FILE = "starchat_tui.json"
 class BuildConfig:
     """Everything that decides what the build makes; the defaults are the shipped demo model."""
 
-    dialogues: int = 5000
-    heldout: int = 100
+    dialogues: int = 10000
+    heldout: int = 100  # templated held-out tasks
+    natural: int = 100  # held-out requests in everyday words
+    out_of_scope: int = 30  # held-out requests it should decline
     vocab_size: int = 2048
     n_embd: int = 128
     n_layer: int = 2
-    n_head: int = 4
+    # Eight full heads rather than StarCoder's multi-query attention: copying a name and a constant from the
+    # request is what this model does most, and separate keys for each head copy better (pass@1 on requests
+    # in everyday words 63% with four multi-query heads, 67% with eight full ones, at equal training).
+    n_head: int = 8
+    multi_query: bool = False
     n_positions: int = 512
-    # Measured on this corpus, as pass@1 on the held-out tasks: dropout 0.1 with batches of four
-    # 512-token sequences reached 5-17% in this time; no dropout, one sequence per step and two
-    # epochs or more reach 70-80% (seeds 0, 1, 2: 78, 76, 76%). The learning rate is near its edge:
-    # at 7e-3 the same build scored 57%.
+    # Measured as pass@1 on the held-out sets (templated / everyday words), seed 0, same training
+    # time: 5,000 dialogues for 3.5 epochs 76/60%, 6,500 for 2.7 77/69%, 10,000 for 1.75 77/71%,
+    # 13,000 for 1.35 78/67%. Training longer helps most (2.3 epochs 63/58%, 3.5 76/60%), which is why
+    # it runs on two threads. Earlier: dropout 0.1 with batches of four reached 5-17% in this time; the
+    # learning rate is near its edge (6.5e-3: 65/62%; 7e-3 scored 57% on the templated set in demo-v2).
     dropout: float = 0.0
-    epochs: float = 2.3
+    epochs: float = 1.75
     learning_rate: float = 5e-3
     batch_size: int = 1
     warmup: float = 0.05
     seed: int = 0
-    threads: int = 1
+    threads: int = 2
     evaluate: bool = True  # measure pass@1 on the held-out split at the end
 
     @classmethod
     def reduced(cls, **changes: Any) -> BuildConfig:
         """A build small enough for tests: seconds instead of minutes, and a model that knows little."""
-        values = {"dialogues": 240, "heldout": 6, "vocab_size": 600, "n_embd": 32, "n_layer": 1, "n_head": 2,
-                  "n_positions": 512, "epochs": 1.0, "batch_size": 4}
+        values: dict[str, Any] = {"dialogues": 240, "heldout": 6, "natural": 6, "out_of_scope": 3, "vocab_size": 600,
+                                  "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 512, "epochs": 1.0,
+                                  "batch_size": 4, "threads": 1}
         values.update(changes)
         return cls(**values)
+
+
+@dataclass
+class Scores:
+    """What the build measured of the trained model; None where it could not measure."""
+
+    pass_at_1: float | None = None  # templated held-out tasks
+    natural_pass_at_1: float | None = None  # held-out requests in everyday words
+    natural_syntax_errors: float | None = None  # share of those answers whose code does not compile
+    natural_declined: float | None = None  # share of those the model wrongly declined
+    out_of_scope_declined: float | None = None  # share of out-of-scope requests it declined, as it should
+    note: str = "not measured (evaluation was turned off for this build)"
 
 
 @dataclass
@@ -76,9 +99,18 @@ class BuildResult:
     parameters: int
     vocab: int
     train_steps: int
-    pass_at_1: float | None
-    eval_note: str
+    scores: Scores
+    natural: int = 0  # held-out natural requests
+    out_of_scope: int = 0  # held-out out-of-scope requests
     steps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pass_at_1(self) -> float | None:
+        return self.scores.pass_at_1
+
+    @property
+    def eval_note(self) -> str:
+        return self.scores.note
 
     def metadata(self, config: BuildConfig, version: str) -> dict[str, Any]:
         return {
@@ -86,7 +118,10 @@ class BuildResult:
             "steps_s": {k: round(v, 1) for k, v in self.steps.items()}, "dialogues": self.dialogues,
             "code_blocks": self.code_blocks, "heldout_tasks": self.heldout, "parameters": self.parameters,
             "vocab": self.vocab, "train_steps": self.train_steps, "heldout_pass_at_1": self.pass_at_1,
-            "eval_note": self.eval_note,
+            "natural_tasks": self.natural, "natural_pass_at_1": self.scores.natural_pass_at_1,
+            "natural_syntax_errors": self.scores.natural_syntax_errors,
+            "natural_declined": self.scores.natural_declined, "out_of_scope_requests": self.out_of_scope,
+            "out_of_scope_declined": self.scores.out_of_scope_declined, "eval_note": self.eval_note,
         }
 
 
@@ -105,6 +140,14 @@ def _quiet() -> None:
     logging.disable_progress_bar()
 
 
+def _cores() -> int:
+    """CPU cores this process may run on: more training threads than that only spin against each other."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on macOS or Windows
+        return os.cpu_count() or 1
+
+
 def _init_model(folder: Path, tokenizer: Any, config: BuildConfig) -> int:
     """Save freshly initialised, seeded weights and the tokenizer: the starting point for training."""
     import torch
@@ -113,7 +156,7 @@ def _init_model(folder: Path, tokenizer: Any, config: BuildConfig) -> int:
     torch.manual_seed(config.seed)
     model_config = GPTBigCodeConfig(
         vocab_size=len(tokenizer), n_positions=config.n_positions, n_embd=config.n_embd,
-        n_layer=config.n_layer, n_head=config.n_head, multi_query=True,
+        n_layer=config.n_layer, n_head=config.n_head, multi_query=config.multi_query,
         resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
         bos_token_id=0, eos_token_id=0, pad_token_id=0,
     )
@@ -154,35 +197,70 @@ def _train(init: Path, data: Path, output: Path, config: BuildConfig, progress: 
     return int(summary.get("steps", 0))
 
 
-def _measure(path: Path, tasks_file: Path, progress: Progress) -> tuple[float | None, str]:
-    """pass@1 on the held-out tasks, greedy, each answer run in the sandbox, as `starchat-tui eval` does."""
+def _syntax_error(sample: Any) -> bool:
+    """The answer holds code that is not valid Python (an answer with no code block is not counted)."""
+    if sample.code is None:
+        return False
+    try:
+        compile(sample.code, "<answer>", "exec")
+    except (SyntaxError, ValueError):
+        return True
+    return False
+
+
+def _measure(path: Path, tasks: dict[str, Path], out_of_scope: list[str], progress: Progress) -> Scores:
+    """Greedy pass@1 on both held-out sets, each answer run in the sandbox as `starchat-tui eval` does, and
+    how often out-of-scope requests are declined."""
+    from ..chat.conversation import Conversation
     from ..engine import load_engine
     from ..errors import StarchatError
+    from ..eval.extract import code_blocks
     from ..eval.runner import evaluate
     from ..eval.tasks import load_tasks
+    from .phrasing import DECLINE_MARK
 
-    tasks = load_tasks(tasks_file)
     try:
         engine = load_engine(str(path), device="cpu", dtype="float32")
     except StarchatError as error:
-        return None, f"not measured: {error}"
-    passed = 0
+        return Scores(note=f"not measured: {error}")
+    options = {"max_new_tokens": 200}
+    reports = {}
+    for name, file in tasks.items():
+        passed = 0
 
-    def on_result(result, done: int, total: int) -> None:
-        nonlocal passed
-        passed += result.passed
-        if done % 10 == 0 or done == total:
-            progress(f"held-out tasks {done}/{total}: {passed} passed")
+        def on_result(result, done: int, total: int, name: str = name) -> None:
+            nonlocal passed
+            passed += result.passed
+            if done % 25 == 0 or done == total:
+                progress(f"{name} tasks {done}/{total}: {passed} passed")
 
-    try:
-        report = evaluate(engine, tasks, samples=1, options={"max_new_tokens": 200}, on_result=on_result)
-    except StarchatError as error:  # no safe sandbox on this machine: say so instead of running model code
-        return None, f"not measured: {error}"
-    return report.pass_at[1], f"greedy, {len(tasks)} held-out tasks, answers run in the {report.backend} sandbox"
+        try:
+            reports[name] = evaluate(engine, load_tasks(file), samples=1, options=options, on_result=on_result)
+        except StarchatError as error:  # no safe sandbox on this machine: say so instead of running model code
+            return Scores(note=f"not measured: {error}")
+    declined = 0
+    for request in out_of_scope:
+        conversation = Conversation()
+        conversation.add("user", request)
+        for _ in engine.stream(conversation, **options, temperature=0):
+            pass
+        reply = conversation.messages[-1]["content"]
+        declined += DECLINE_MARK in reply and not code_blocks(reply)
+    progress(f"out-of-scope requests: {declined}/{len(out_of_scope)} declined")
+    natural = [sample for result in reports["natural"].results for sample in result.samples]
+    templated = reports["templated"]
+    return Scores(
+        pass_at_1=templated.pass_at[1], natural_pass_at_1=reports["natural"].pass_at[1],
+        natural_syntax_errors=sum(map(_syntax_error, natural)) / len(natural),
+        natural_declined=sum(DECLINE_MARK in s.completion for s in natural) / len(natural),
+        out_of_scope_declined=declined / len(out_of_scope) if out_of_scope else None,
+        note=f"greedy answers, each run in the {templated.backend} sandbox",
+    )
 
 
-def _write_data(folder: Path, corpus: Any) -> tuple[Path, Path]:
-    """The training dialogues (the datasets "messages" format) and the held-out tasks (HumanEval format)."""
+def _write_data(folder: Path, corpus: Any) -> dict[str, Path]:
+    """The training dialogues (the datasets "messages" format), the held-out tasks (HumanEval format) and the
+    held-out out-of-scope requests (one JSON string a line)."""
     from ..eval.tasks import write_tasks
 
     folder.mkdir(exist_ok=True)
@@ -190,7 +268,10 @@ def _write_data(folder: Path, corpus: Any) -> tuple[Path, Path]:
     with train_file.open("w", encoding="utf-8") as handle:
         for dialogue in corpus.dialogues:
             handle.write(json.dumps({"messages": dialogue.messages, "kind": dialogue.kind}, ensure_ascii=False) + "\n")
-    return train_file, write_tasks(corpus.heldout, folder / "heldout.jsonl")
+    scope_file = folder / "out_of_scope.jsonl"
+    scope_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in corpus.out_of_scope), encoding="utf-8")
+    return {"train": train_file, "templated": write_tasks(corpus.heldout, folder / "heldout.jsonl"),
+            "natural": write_tasks(corpus.natural, folder / "natural.jsonl"), "out_of_scope": scope_file}
 
 
 def _fingerprint(folder: Path) -> str:
@@ -217,14 +298,16 @@ def build_demo_model(path: str | Path, config: BuildConfig = BuildConfig(), *, v
     _quiet()
     steps: dict[str, float] = {}
     threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
+    training_threads = min(config.threads, _cores())
+    torch.set_num_threads(training_threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     work = path / ".init"
     try:
         report(f"[1/5] writing {config.dialogues:,} coding dialogues from templates and checking their code")
         mark = time.perf_counter()
-        corpus = build_corpus(config.dialogues, seed=config.seed, heldout=config.heldout, progress=report)
-        train_file, heldout_file = _write_data(path / DATA_FOLDER, corpus)
+        corpus = build_corpus(config.dialogues, seed=config.seed, heldout=config.heldout, natural=config.natural,
+                              out_of_scope=config.out_of_scope, progress=report)
+        files = _write_data(path / DATA_FOLDER, corpus)
         steps["corpus"] = time.perf_counter() - mark
 
         report(f"[2/5] training a {config.vocab_size:,}-token tokenizer on the corpus")
@@ -240,30 +323,33 @@ def build_demo_model(path: str | Path, config: BuildConfig = BuildConfig(), *, v
         report(f"{parameters:,} parameters, {len(tokenizer):,}-token vocabulary")
         steps["model"] = time.perf_counter() - mark
 
-        threads_text = f"{config.threads} CPU thread{'s' if config.threads != 1 else ''}"
+        threads_text = f"{training_threads} CPU thread{'s' if training_threads != 1 else ''}"
         report(f"[4/5] training it with starchat-tui's training package ({config.epochs:g} epochs, {threads_text})")
         mark = time.perf_counter()
-        train_steps = _train(work, train_file, path, config, report)
+        train_steps = _train(work, files["train"], path, config, report)
         steps["training"] = time.perf_counter() - mark
         report(f"trained: {train_steps:,} steps in {steps['training']:.0f} s")
     finally:
         torch.set_num_threads(threads)
         shutil.rmtree(work, ignore_errors=True)
 
-    pass_at_1, note = None, "not measured (evaluation was turned off for this build)"
+    scores = Scores()
     if config.evaluate:
-        report(f"[5/5] measuring pass@1 on {len(corpus.heldout)} held-out tasks (in the sandbox)")
+        report(f"[5/5] measuring pass@1 on {len(corpus.heldout)} templated and {len(corpus.natural)} natural held-out "
+               f"tasks (in the sandbox), and {len(corpus.out_of_scope)} out-of-scope requests")
         mark = time.perf_counter()
-        pass_at_1, note = _measure(path, heldout_file, report)
+        scores = _measure(path, {"templated": files["templated"], "natural": files["natural"]}, corpus.out_of_scope,
+                          report)
         steps["evaluation"] = time.perf_counter() - mark
 
     result = BuildResult(
         path=path, seconds=time.perf_counter() - started, dialogues=len(corpus.dialogues),
         code_blocks=len(corpus.checks) + len(corpus.heldout), heldout=len(corpus.heldout), parameters=parameters,
-        vocab=len(tokenizer), train_steps=train_steps, pass_at_1=pass_at_1, eval_note=note, steps=steps,
+        vocab=len(tokenizer), train_steps=train_steps, scores=scores, natural=len(corpus.natural),
+        out_of_scope=len(corpus.out_of_scope), steps=steps,
     )
     metadata = result.metadata(config, version)
     metadata["fingerprint"] = _fingerprint(path)
     (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    write_card(path, metadata, corpus.kinds())
+    write_card(path, metadata, corpus.kinds(), len(FAMILIES))
     return result

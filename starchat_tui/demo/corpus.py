@@ -1,20 +1,24 @@
 """The demo corpus: thousands of templated coding dialogues, every code block in them checked.
 
-Each dialogue is built around one :class:`~starchat_tui.demo.tasks.Task`: the user asks for a function,
-asks to complete a docstring, shows a bug, asks what code does or asks for tests, and the assistant
-answers. Some dialogues go on for a second exchange, some have a system message, and a few are small
-talk in which the model says what it is.
+Each dialogue is built around one :class:`~starchat_tui.demo.tasks.Task`: the user asks for a function
+(in the templates' words, or in everyday words from :mod:`.phrasing`), asks to complete a docstring,
+shows a bug, asks what code does or asks for tests, and the assistant answers. Some dialogues go on for
+a second exchange, some have a system message, a few are small talk in which the model says what it
+is, and a few ask for what it cannot do, which it declines in one line. Half the templated tasks are
+renamed as users name functions, so that names are copied from the request, not recalled.
 
 Every code block is recorded with how it must behave (:class:`Check`): a function must pass its asserts,
 a buggy one must fail them, a test block must pass against the function. :func:`build_corpus` runs
 them all (:mod:`.verify`) and stops on the first one that does not behave.
 
 Tasks whose :meth:`~Task.bucket` falls below ``heldout_percent`` never appear in training, in any form;
-some of them become the held-out evaluation tasks, in the HumanEval format.
+some of them become the templated held-out tasks, in the HumanEval format. The natural held-out
+requests and the out-of-scope ones are held out by :mod:`.phrasing`'s split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ from typing import Any
 
 from ..eval.tasks import EvalTask, completion_request
 from .families import FAMILIES
+from .phrasing import DECLINE, natural_request, out_of_scope_request, out_of_scope_requests, training_names
 from .tasks import Task, third_person
 
 SYSTEM_PROMPT = "Below is a conversation between a human user and a helpful AI coding assistant."
@@ -48,11 +53,12 @@ FOLLOW_UPS = ("Write tests for it.", "How does it work?")
 SMALL_TALK = (
     ("hello", "Hello! I am the starchat-tui demo model. Ask me to write, fix or explain a small Python function."),
     ("hi", "Hi! Ask me to write, fix or explain a small Python function."),
-    ("Who are you?", "I am the starchat-tui demo model: a tiny model trained in a few minutes on templated coding "
-                     "dialogues. I know a few dozen small Python functions. For real answers, run starchat-tui with "
+    ("Who are you?", "I am the starchat-tui demo model: a tiny model trained in a few minutes on generated coding "
+                     "dialogues. I know about fifty kinds of small Python functions. For real answers, run starchat-tui with "
                      "a real chat model, for example -m HuggingFaceH4/starchat-beta."),
-    ("What can you do?", "I can write, fix, explain and test small Python functions: sums, counts, filters, string "
-                         "checks and the like. Try: Write a Python function `add_5(x)` that returns x plus 5."),
+    ("What can you do?", "I can write, fix, explain and test small Python functions on numbers, lists and strings: "
+                         "sums, counts, filters, primes, string checks and the like. Try: write a function that "
+                         "returns the largest even number in a list."),
     ("thanks", "You are welcome!"),
     ("Thank you!", "You are welcome! Ask me another one."),
     ("What is the capital of France?", "I am a tiny demo model that only knows small Python functions, so I cannot "
@@ -88,6 +94,8 @@ class Corpus:
     heldout: list[EvalTask]
     seed: int
     heldout_keys: list[str] = field(default_factory=list)  # the Task.key of each held-out task
+    natural: list[EvalTask] = field(default_factory=list)  # held-out requests in everyday words
+    out_of_scope: list[str] = field(default_factory=list)  # held-out requests the model should decline
 
     @property
     def checks(self) -> list[Check]:
@@ -130,9 +138,10 @@ class DialogueWriter:
     def failing(self, code: str, where: str) -> Check:
         return Check(self.tests_program(code), False, f"{self.task.key}: {where}")
 
-    def answer_write(self) -> str:
+    def answer_write(self, explain: bool = True) -> str:
         task = self.task
-        return f"Here is `{task.name}`:\n\n{fence(task.code)}\n\n{task.fill(task.family.explain)}"
+        answer = f"Here is `{task.name}`:\n\n{fence(task.code)}"
+        return f"{answer}\n\n{task.fill(task.family.explain)}" if explain else answer
 
     def write(self) -> tuple[list[dict[str, str]], list[Check]]:
         request = self.words(self.rng.choice(WRITE_REQUESTS))
@@ -192,6 +201,13 @@ class DialogueWriter:
         answer, check = self.tests_answer()
         return _turns(request, answer), [self.passing(self.task.code, "code to test"), check]
 
+    def natural(self) -> tuple[list[dict[str, str]], list[Check]]:
+        """A request in everyday words (:mod:`.phrasing`), answered for the function under the name it asks for."""
+        request = natural_request(self.task, self.rng, held_out=False)
+        writer = DialogueWriter(request.task, self.rng)
+        answer = writer.answer_write(explain=self.rng.random() >= NATURAL_UNEXPLAINED_SHARE)
+        return _turns(request.text, answer), [writer.passing(request.task.code, "natural answer")]
+
     def write_then_follow_up(self) -> tuple[list[dict[str, str]], list[Check]]:
         messages, checks = self.write()
         follow_up = self.rng.choice(FOLLOW_UPS)
@@ -209,25 +225,45 @@ def _turns(user: str, assistant: str) -> list[dict[str, str]]:
 
 # kind -> (share of the corpus, how a writer makes it)
 KINDS: dict[str, tuple[float, Callable[[DialogueWriter], tuple[list, list]]]] = {
-    "write": (0.42, DialogueWriter.write),
-    "write+follow-up": (0.07, DialogueWriter.write_then_follow_up),
-    "complete": (0.18, DialogueWriter.complete),
-    "fix": (0.21, DialogueWriter.fix),
-    "explain": (0.07, DialogueWriter.explain),
+    "write": (0.14, DialogueWriter.write),
+    "natural": (0.42, DialogueWriter.natural),
+    "write+follow-up": (0.06, DialogueWriter.write_then_follow_up),
+    "complete": (0.14, DialogueWriter.complete),
+    "fix": (0.17, DialogueWriter.fix),
+    "explain": (0.05, DialogueWriter.explain),
     "tests": (0.02, DialogueWriter.tests),
 }
 SMALL_TALK_SHARE = 0.03
+DECLINE_SHARE = 0.04
 SESSION_SHARE = 0.04
-SESSION_KINDS = (("write", 0.5), ("fix", 0.3), ("explain", 0.2))
+SESSION_KINDS = (("write", 0.3), ("natural", 0.3), ("fix", 0.25), ("explain", 0.15))
 SESSION_SMALL_TALK = 0.25
 SYSTEM_SHARE = 0.2
+NATURAL_UNEXPLAINED_SHARE = 0.0
+# Share of the templated dialogues that name their function as a user might, so that the model learns to
+# copy whatever name it is given rather than to recall the few names of each family.
+RENAMED_SHARE = 0.5
+CROSS_FAMILY_SHARE = 0.5
 # Held-out evaluation tasks ask the way users do: mostly a request to write, some completions and fixes.
 HELDOUT_KINDS = (("write", 0.6), ("complete", 0.2), ("fix", 0.2))
+# The templated held-out set is drawn from the families demo-v2 had, so that it stays the same 100 tasks and
+# scores compare across builds; the families added since are measured by the natural held-out set.
+TEMPLATED_HELDOUT_FAMILIES = 36
 
 
 def _pick(rng: random.Random, weighted) -> Any:
     items = list(weighted)
     return rng.choices([item for item, _ in items], weights=[weight for _, weight in items])[0]
+
+
+def _other_names(family, rng: random.Random) -> tuple[str, ...]:
+    """Training names for a renamed task: names users give this family's function, or half the time any
+    other family's, so that a name is something to copy, not a clue to which function is meant."""
+    others = [f for f in FAMILIES if f is not family]
+    if not others or rng.random() >= CROSS_FAMILY_SHARE:
+        return training_names(family) or family.names
+    other = rng.choice(others)
+    return (*training_names(other), *other.names)
 
 
 def _training_task(rng: random.Random, heldout_percent: int) -> Task:
@@ -241,6 +277,10 @@ def _training_task(rng: random.Random, heldout_percent: int) -> Task:
 def small_talk(rng: random.Random) -> Dialogue:
     question, answer = rng.choice(SMALL_TALK)
     return Dialogue(_turns(question, answer), "small talk")
+
+
+def decline(rng: random.Random) -> Dialogue:
+    return Dialogue(_turns(out_of_scope_request(rng, held_out=False), DECLINE), "decline")
 
 
 def heldout_task(task: Task, rng: random.Random, index: int) -> EvalTask:
@@ -267,7 +307,11 @@ def training_dialogues(rng: random.Random, size: int, heldout_percent: int) -> l
         if roll < SMALL_TALK_SHARE:
             dialogues.append(small_talk(rng))
             continue
-        if roll < SMALL_TALK_SHARE + SESSION_SHARE:
+        roll -= SMALL_TALK_SHARE
+        if roll < DECLINE_SHARE:
+            dialogues.append(decline(rng))
+            continue
+        if roll < DECLINE_SHARE + SESSION_SHARE:
             kind = "session"
         else:
             kind = _pick(rng, ((name, share) for name, (share, _) in KINDS.items()))
@@ -278,11 +322,13 @@ def training_dialogues(rng: random.Random, size: int, heldout_percent: int) -> l
                 messages += small_talk(rng).messages  # "thanks" and "who are you?" come mid-chat too
                 continue
             task = _training_task(rng, heldout_percent)
+            keys.append(task.key)  # the split is decided on the task before any renaming
+            if rng.random() < RENAMED_SHARE:
+                task = dataclasses.replace(task, name_template=rng.choice(_other_names(task.family, rng)))
             make = KINDS[_pick(rng, SESSION_KINDS)][1] if kind == "session" else KINDS[kind][1]
             turns, more = make(DialogueWriter(task, rng))
             messages += turns
             checks += more
-            keys.append(task.key)
         if rng.random() < SYSTEM_SHARE:
             messages = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
         dialogues.append(Dialogue(messages, kind, keys, checks))
@@ -298,7 +344,7 @@ def heldout_tasks(rng: random.Random, count: int, heldout_percent: int) -> tuple
     tasks: list[EvalTask] = []
     keys: list[str] = []
     checks: list[Check] = []
-    active = list(FAMILIES)
+    active = list(FAMILIES[:TEMPLATED_HELDOUT_FAMILIES])
     misses = {f.key: 0 for f in active}
     turn = 0
     while len(tasks) < count and active:
@@ -320,7 +366,49 @@ def heldout_tasks(rng: random.Random, count: int, heldout_percent: int) -> tuple
     return tasks, keys, checks
 
 
+UNNAMED_ENTRY_POINT = "requested_function"
+# A request that names no function is answered under a name the model picks; the check takes the first
+# function the answer defines, so a right function under another name than the family's still passes.
+UNNAMED_TEST = f"""\
+import types as _types
+
+_defined = [_value for _value in list(globals().values()) if isinstance(_value, _types.FunctionType)]
+{UNNAMED_ENTRY_POINT} = _defined[0] if _defined else None
+
+"""
+
+
+def natural_tasks(rng: random.Random, count: int) -> tuple[list[EvalTask], list[Check]]:
+    """``count`` held-out requests in everyday words, round-robin over the families, and their soundness checks.
+
+    Their frames and names are from the held-out side of :mod:`.phrasing`'s split, so no training
+    dialogue asks in these words or for a function of these names.
+    """
+    tasks: list[EvalTask] = []
+    checks: list[Check] = []
+    seen: set[str] = set()
+    while len(tasks) < count:
+        family = FAMILIES[len(tasks) % len(FAMILIES)]
+        request = natural_request(Task.sample(rng, family), rng, held_out=True)
+        if request.text in seen:
+            continue
+        seen.add(request.text)
+        task = request.task
+        test = task.check_function(task.cases(rng))
+        if request.named:
+            evaluation = EvalTask(task_id=f"natural/{len(tasks)}", prompt=task.completion_prompt, test=test,
+                                  entry_point=task.name, instruction=request.text)
+        else:  # any name will do: the user gave none
+            evaluation = EvalTask(task_id=f"natural/{len(tasks)}", prompt="", test=UNNAMED_TEST + test,
+                                  entry_point=UNNAMED_ENTRY_POINT, instruction=request.text)
+        tasks.append(evaluation)
+        program = f"{task.code}\n\n{evaluation.test}\ncheck({evaluation.entry_point})\n"
+        checks.append(Check(program, True, f"{evaluation.task_id} ({task.key}): reference solution"))
+    return tasks, checks
+
+
 def build_corpus(size: int = 5000, *, seed: int = 0, heldout: int = 100, heldout_percent: int = 10,
+                 natural: int = 100, out_of_scope: int = 30,
                  progress: Callable[[str], None] | None = None) -> Corpus:
     """``size`` training dialogues and ``heldout`` evaluation tasks, the same for the same arguments.
 
@@ -336,14 +424,17 @@ def build_corpus(size: int = 5000, *, seed: int = 0, heldout: int = 100, heldout
     if leaked:  # cannot happen (the buckets differ); checked because everything rests on it
         raise AssertionError(f"held-out tasks also in training: {sorted(leaked)[:3]}")
 
-    corpus = Corpus(dialogues, held, seed, held_keys)
-    checks = corpus.checks + held_checks
+    natural_held, natural_checks = natural_tasks(random.Random(f"natural-{seed}"), natural)
+    declines = out_of_scope_requests(random.Random(f"scope-{seed}"), out_of_scope)
+    corpus = Corpus(dialogues, held, seed, held_keys, natural_held, declines)
+    checks = corpus.checks + held_checks + natural_checks
     report(f"checking {len(checks):,} code blocks")
     failures = run_checks(checks)
     if failures:
         raise ValueError(f"{len(failures)} corpus code blocks misbehave; first: {failures[0]}")
     report(f"corpus: {len(dialogues):,} dialogues ({_describe(corpus.kinds())}), all {len(checks):,} code blocks "
-           f"behave; {len(held)} held-out tasks")
+           f"behave; held out: {len(held)} templated tasks, {len(natural_held)} natural requests, "
+           f"{len(declines)} out-of-scope requests")
     return corpus
 
 

@@ -68,7 +68,8 @@ def train_tokenizer(vocab_size: int = 1024):
     from .tokenizer import train_tokenizer as train_on
 
     corpus = [render([{"role": "user", "content": q}, {"role": "assistant", "content": a}]) for q, a in DIALOGUES]
-    tokenizer = train_on([*corpus, CORPUS_EXTRA], vocab_size)
+    # GPT-2's word split: the tests were written against this model's answers, and it copies nothing
+    tokenizer = train_on([*corpus, CORPUS_EXTRA], vocab_size, words=None)
     tokenizer.chat_template = None
     return tokenizer
 
