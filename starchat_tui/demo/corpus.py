@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..eval.tasks import EvalTask, completion_request
-from .families import FAMILIES
+from .families import FAMILIES, Family
 from .phrasing import DECLINE, natural_request, out_of_scope_request, out_of_scope_requests, training_names
 from .tasks import Task, third_person
 
@@ -239,6 +239,8 @@ SESSION_SHARE = 0.04
 SESSION_KINDS = (("write", 0.3), ("natural", 0.3), ("fix", 0.25), ("explain", 0.15))
 SESSION_SMALL_TALK = 0.25
 SYSTEM_SHARE = 0.2
+# Share of answers to everyday requests that stop after the code. Every answer explains itself: at 0.5 (with
+# fewer system prompts) the build scored 68% / 65% against 77% / 71%, for 6% fewer tokens to train on.
 NATURAL_UNEXPLAINED_SHARE = 0.0
 # Share of the templated dialogues that name their function as a user might, so that the model learns to
 # copy whatever name it is given rather than to recall the few names of each family.
@@ -256,12 +258,12 @@ def _pick(rng: random.Random, weighted) -> Any:
     return rng.choices([item for item, _ in items], weights=[weight for _, weight in items])[0]
 
 
-def _other_names(family, rng: random.Random) -> tuple[str, ...]:
+def _other_names(family: Family, rng: random.Random) -> tuple[str, ...]:
     """Training names for a renamed task: names users give this family's function, or half the time any
     other family's, so that a name is something to copy, not a clue to which function is meant."""
     others = [f for f in FAMILIES if f is not family]
     if not others or rng.random() >= CROSS_FAMILY_SHARE:
-        return training_names(family) or family.names
+        return training_names(family) or tuple(family.names)
     other = rng.choice(others)
     return (*training_names(other), *other.names)
 

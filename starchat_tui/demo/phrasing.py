@@ -256,6 +256,7 @@ def _lower_outside_code(text: str) -> str:
 
 @functools.cache
 def _out_of_scope(held_out: bool) -> tuple[str, ...]:
+    """Every out-of-scope request on one side of the split (the lower-cased text decides the side)."""
     every = {frame.format(**dict(zip(keys, values)))
              for frame in OUT_OF_SCOPE for keys in [re.findall(r"{(\w+)}", frame)]
              for values in itertools.product(*(OUT_OF_SCOPE_SLOTS[key] for key in keys))}
