@@ -13,13 +13,14 @@ from .base import Command
 DESCRIPTION = """\
 Chat with starchat-tui's own demo model: no network, no GPU, no download.
 
-The first run builds it in the cache folder (a few minutes on a CPU, with progress): a corpus of
-templated coding dialogues whose every code block is run and checked, a tokenizer trained on it, and
-a small GPTBigCode trained on it with starchat-tui's training package. The build ends by measuring
-pass@1 on held-out tasks. Later runs open it at once.
+The first run builds it in the cache folder (about 3 minutes on 2 CPU cores, with progress): a corpus
+of generated coding dialogues whose every code block is run and checked, a tokenizer trained on it,
+and a small GPTBigCode trained on it with starchat-tui's training package. The build ends by measuring
+pass@1 on held-out tasks, templated ones and requests in everyday words. Later runs open it at once.
 
-The demo model is tiny: it writes, fixes and explains small Python functions like those it was
-trained on, and little else. Its model card (README.md in its folder) says what it is.
+The demo model is tiny: it writes, fixes and explains small Python functions on numbers, lists and
+strings, asked in everyday words, and declines the rest in one line. Its model card (README.md in its
+folder) says what it is and how it scored.
 """
 
 say = partial(options.say, command="demo")
