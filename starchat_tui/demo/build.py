@@ -198,25 +198,13 @@ def _train(init: Path, data: Path, output: Path, config: BuildConfig, progress: 
     return int(summary.get("steps", 0))
 
 
-def _syntax_error(sample: Any) -> bool:
-    """The answer holds code that is not valid Python (an answer with no code block is not counted)."""
-    if sample.code is None:
-        return False
-    try:
-        compile(sample.code, "<answer>", "exec")
-    except (SyntaxError, ValueError):
-        return True
-    return False
-
-
 def _measure(path: Path, tasks: dict[str, Path], out_of_scope: list[str], progress: Progress) -> Scores:
     """Greedy pass@1 on both held-out sets, each answer run in the sandbox as `starchat-tui eval` does, and
     how often out-of-scope requests are declined."""
-    from ..chat.conversation import Conversation
     from ..engine import load_engine
     from ..errors import StarchatError
-    from ..eval.extract import code_blocks
-    from ..eval.runner import evaluate
+    from ..eval.extract import code_blocks, is_python
+    from ..eval.runner import answer, evaluate
     from ..eval.tasks import load_tasks
     from .phrasing import DECLINE_MARK
 
@@ -241,18 +229,15 @@ def _measure(path: Path, tasks: dict[str, Path], out_of_scope: list[str], progre
             return Scores(note=f"not measured: {error}")
     declined = 0
     for request in out_of_scope:
-        conversation = Conversation()
-        conversation.add("user", request)
-        for _ in engine.stream(conversation, **options, temperature=0):
-            pass
-        reply = conversation.messages[-1]["content"]
+        reply, _ = answer(engine, request, {**options, "temperature": 0})
         declined += DECLINE_MARK in reply and not code_blocks(reply)
     progress(f"out-of-scope requests: {declined}/{len(out_of_scope)} declined")
     natural = [sample for result in reports["natural"].results for sample in result.samples]
     templated = reports["templated"]
     return Scores(
         pass_at_1=templated.pass_at[1], natural_pass_at_1=reports["natural"].pass_at[1],
-        natural_syntax_errors=sum(map(_syntax_error, natural)) / len(natural),
+        # an answer with no code block is not counted as a syntax error
+        natural_syntax_errors=sum(s.code is not None and not is_python(s.code) for s in natural) / len(natural),
         natural_declined=sum(DECLINE_MARK in s.completion for s in natural) / len(natural),
         out_of_scope_declined=declined / len(out_of_scope) if out_of_scope else None,
         note=f"greedy answers, each run in the {templated.backend} sandbox",

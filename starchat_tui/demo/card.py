@@ -88,7 +88,7 @@ def _minutes(seconds: float) -> str:
 HUMANEVAL = "none of the first 30 problems"
 
 
-def _percent(value: float | None) -> str:
+def _as_percent(value: float | None) -> str:
     return "not measured" if value is None else f"{100 * value:.1f}%"
 
 
@@ -100,12 +100,12 @@ def write_card(folder: Path, metadata: dict[str, Any], kinds: dict[str, int], fa
         train_steps=metadata["train_steps"], dialogues=metadata["dialogues"], code_blocks=metadata["code_blocks"],
         kinds=", ".join(f"{count:,} {kind}" for kind, count in kinds.items()), vocab=metadata["vocab"],
         fingerprint=metadata.get("fingerprint", "?"), heldout=metadata["heldout_tasks"],
-        score=_percent(metadata.get("heldout_pass_at_1")), eval_note=metadata["eval_note"],
+        score=_as_percent(metadata.get("heldout_pass_at_1")), eval_note=metadata["eval_note"],
         families=families, humaneval=HUMANEVAL, threads=config.get("threads", 1),
         attention="multi-query attention" if config.get("multi_query", True) else "each with its own keys and values",
-        natural=metadata.get("natural_tasks", 0), natural_score=_percent(metadata.get("natural_pass_at_1")),
-        syntax=_percent(metadata.get("natural_syntax_errors")), declined=_percent(metadata.get("out_of_scope_declined")),
-        natural_declined=_percent(metadata.get("natural_declined")), out_of_scope=metadata.get("out_of_scope_requests", 0),
+        natural=metadata.get("natural_tasks", 0), natural_score=_as_percent(metadata.get("natural_pass_at_1")),
+        syntax=_as_percent(metadata.get("natural_syntax_errors")), declined=_as_percent(metadata.get("out_of_scope_declined")),
+        natural_declined=_as_percent(metadata.get("natural_declined")), out_of_scope=metadata.get("out_of_scope_requests", 0),
         path=folder, **{k: config[k] for k in ("n_layer", "n_embd", "n_head", "n_positions", "epochs",
                                                 "learning_rate", "batch_size", "seed")},
     )

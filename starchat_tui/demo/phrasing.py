@@ -21,7 +21,6 @@ same way from :data:`OUT_OF_SCOPE` and get :data:`DECLINE`; some of those are he
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import random
 import re
@@ -29,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .families import FAMILIES, Family, arg_choices
-from .tasks import Task, third_person
+from .tasks import Task, stable_percent, third_person
 
 # {fn} is the function with or without its name ("a function", "a Python function `f(x)`"); {does} the ask
 # in the third person, {do} in the infinitive.
@@ -109,16 +108,11 @@ OUT_OF_SCOPE_SLOTS = {
                  "What is the meaning of life?", "Summarise the plot of Hamlet.", "How tall is Mount Everest?",
                  "Recommend a good book."),
 }
-DECLINE = ("That is beyond me: I am the tiny starchat-tui demo model and only know small Python functions on "
+DECLINE_MARK = "That is beyond me"
+DECLINE = (f"{DECLINE_MARK}: I am the tiny starchat-tui demo model and only know small Python functions on "
            "numbers, lists and strings. For this, run starchat-tui with a real chat model, for example "
            "-m HuggingFaceH4/starchat-beta.")
-DECLINE_MARK = "That is beyond me"
 HELD_OUT_SCOPE_PERCENT = 30
-
-
-def _percent(text: str) -> int:
-    """0-99, stable across runs and machines, for splitting."""
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
 
 
 @functools.cache
@@ -127,7 +121,7 @@ def held_out_name(name: str) -> bool:
 
     A family's own names are always training names: the templated dialogues use them.
     """
-    return name not in _family_names() and _percent(f"name:{name}") < HELD_OUT_NAME_PERCENT
+    return name not in _family_names() and stable_percent(f"name:{name}") < HELD_OUT_NAME_PERCENT
 
 
 @functools.cache
@@ -137,7 +131,7 @@ def _family_names() -> frozenset[str]:
 
 def default_name(family: Family) -> str:
     """What the model calls a function the request leaves unnamed: the family's first name."""
-    return family.names[0].format(k="", lo="", hi="", c="", w="")
+    return family.names[0]
 
 
 def default_args(family: Family) -> tuple[str, ...]:
@@ -156,8 +150,7 @@ def training_names(family: Family) -> tuple[str, ...]:
 
 def user_names(family: Family) -> list[str]:
     """Names a user might give this family's function: its own names, decorated, and generic ones."""
-    stems = [name for name in family.names if "{" not in name]
-    names = {f"{prefix}{stem}{suffix}" for stem in stems for prefix in NAME_PREFIXES for suffix in NAME_SUFFIXES}
+    names = {f"{prefix}{stem}{suffix}" for stem in family.names for prefix in NAME_PREFIXES for suffix in NAME_SUFFIXES}
     names |= set(GENERIC_NAMES)
     # a prefix that repeats the stem's own verb ("get_get_x", "check_is_x") reads as no user would write
     return sorted(name for name in names if not re.match(r"(\w+?)_\1", name))
@@ -243,15 +236,10 @@ def natural_request(task: Task, rng: random.Random, *, held_out: bool) -> Reques
     if rng.random() < 0.2:
         text = _typo(text, rng, keep)
     if rng.random() < 0.2:
-        text = text.lower() if not named else _lower_outside_code(text)
+        text = text.lower()  # names and parameters are lower case already, so they survive it
     if rng.random() < 0.3:
         text = text.rstrip(".?")
     return Request(text, task, named)
-
-
-def _lower_outside_code(text: str) -> str:
-    """Lower case, except inside backticks (the name the user chose is kept as typed)."""
-    return re.sub(r"[^`]+(?=`|$)|`[^`]*`", lambda m: m.group() if m.group().startswith("`") else m.group().lower(), text)
 
 
 @functools.cache
@@ -260,7 +248,7 @@ def _out_of_scope(held_out: bool) -> tuple[str, ...]:
     every = {frame.format(**dict(zip(keys, values)))
              for frame in OUT_OF_SCOPE for keys in [re.findall(r"{(\w+)}", frame)]
              for values in itertools.product(*(OUT_OF_SCOPE_SLOTS[key] for key in keys))}
-    return tuple(sorted(text for text in every if (_percent(f"scope:{text.lower()}") < HELD_OUT_SCOPE_PERCENT) == held_out))
+    return tuple(sorted(text for text in every if (stable_percent(f"scope:{text.lower()}") < HELD_OUT_SCOPE_PERCENT) == held_out))
 
 
 def out_of_scope_request(rng: random.Random, *, held_out: bool) -> str:

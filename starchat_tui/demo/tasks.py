@@ -23,6 +23,11 @@ def third_person(phrase: str) -> str:
     return f"{verb} {rest}" if rest else verb
 
 
+def stable_percent(text: str) -> int:
+    """0-99 from ``text``, the same on every run and machine (unlike hash()): what the held-out splits use."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
+
+
 def indent(text: str, spaces: int = 4) -> str:
     pad = " " * spaces
     return "\n".join(pad + line if line else line for line in text.split("\n"))
@@ -61,8 +66,8 @@ class Task:
         return f"{self.family.key}|{self.name}|{','.join(self.args)}|{constants}"
 
     def bucket(self) -> int:
-        """0-99, stable across runs and machines (unlike hash()), for splitting."""
-        return int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16) % 100
+        """0-99, stable across runs and machines, for splitting."""
+        return stable_percent(self.key)
 
     def fill(self, template: str) -> str:
         return template.format(**self.slots)

@@ -28,7 +28,7 @@ def _defines(code: str, name: str) -> bool:
     return re.search(rf"^\s*(async\s+)?def\s+{re.escape(name)}\s*\(", code, re.MULTILINE) is not None
 
 
-def _is_python(code: str) -> bool:
+def is_python(code: str) -> bool:
     try:
         compile(code, "<answer>", "exec")
     except (SyntaxError, ValueError):
@@ -49,6 +49,6 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
     if blocks:
         return None  # only blocks in other languages: nothing to run as Python
     stripped = text.strip()
-    if stripped and _is_python(stripped) and (entry_point is None or _defines(stripped, entry_point)):
+    if stripped and is_python(stripped) and (entry_point is None or _defines(stripped, entry_point)):
         return stripped + "\n"
     return None

@@ -190,10 +190,15 @@ class Checker:
         self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
-def answer(engine: Any, task: EvalTask, options: dict[str, Any], system: str | None = None) -> tuple[str, bool]:
-    """The model's reply to the task as a fresh one-turn conversation, and whether it was cut off."""
+def _one_turn(message: str, system: str | None) -> Conversation:
     conversation = Conversation(system=system)
-    conversation.add("user", task.user_message())
+    conversation.add("user", message)
+    return conversation
+
+
+def answer(engine: Any, message: str, options: dict[str, Any], system: str | None = None) -> tuple[str, bool]:
+    """The model's streamed reply to ``message`` as a fresh one-turn conversation, and whether it was cut off."""
+    conversation = _one_turn(message, system)
     for _ in engine.stream(conversation, **options):
         pass
     reply = conversation.messages[-1]
@@ -202,9 +207,7 @@ def answer(engine: Any, task: EvalTask, options: dict[str, Any], system: str | N
 
 def answers(engine: Any, task: EvalTask, samples: int, options: dict[str, Any], system: str | None = None) -> list[str]:
     """``samples`` replies to the task as a fresh one-turn conversation, generated together."""
-    conversation = Conversation(system=system)
-    conversation.add("user", task.user_message())
-    return list(engine.replies(conversation, samples, **options))
+    return list(engine.replies(_one_turn(task.user_message(), system), samples, **options))
 
 
 def generation_options(samples: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -341,7 +344,7 @@ def generate_concurrently(engine: Any, tasks: Sequence[EvalTask], samples: int, 
         while True:
             # Only as many jobs as streams are ever queued, so a stop leaves no backlog to drain.
             while len(in_flight) < streams and (job := next(jobs, None)) is not None:
-                in_flight[pool.submit(answer, engine, tasks[job[0]], options, system)] = job
+                in_flight[pool.submit(answer, engine, tasks[job[0]].user_message(), options, system)] = job
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
